@@ -41,6 +41,13 @@ def check_machine(m: ir.Machine) -> ir.Machine:
     return _Checker(m).run()
 
 
+def check_expression(m: ir.Machine, e: ir.Expr) -> ir.Expr:
+    """Type-check a state expression (no parameters) in the scope of machine ``m``."""
+    checker = _Checker(m)
+    checker.run()
+    return checker.expr(e, {})
+
+
 class _Checker:
     def __init__(self, m: ir.Machine) -> None:
         self.m = m

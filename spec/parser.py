@@ -39,7 +39,8 @@ class RawMachine:
 @cache
 def _parser() -> Lark:
     grammar = resources.files("racefree.spec").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                start=["start", "expr"], cache=True)
 
 
 _TOKEN_NAMES = {
@@ -62,7 +63,7 @@ def _describe_expected(names: set[str]) -> list[str]:
 
 def parse_text(text: str, path: str) -> list[RawMachine]:
     try:
-        tree = _parser().parse(text)
+        tree = _parser().parse(text, start="start")
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, path) from None
     return _ToRaw(path).transform(tree)
@@ -339,3 +340,12 @@ def _with_role(action: ir.Action, role: str) -> ir.Action:
     from dataclasses import replace
 
     return replace(action, role=role)
+
+
+def parse_expression(text: str, path: str) -> ir.Expr:
+    """Parse one expression (used to re-read printed invariants)."""
+    try:
+        tree = _parser().parse(text, start="expr")
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, text, path) from None
+    return _ToRaw(path).transform(tree)

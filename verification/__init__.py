@@ -1,0 +1,1 @@
+"""Verification engines. This is the only package that imports z3."""

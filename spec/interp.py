@@ -1,0 +1,303 @@
+"""Reference semantics: the IR compiled to plain Python functions over encoded states.
+
+This is the oracle the Z3 engines are checked against: counterexamples are
+replayed here, and the explicit engine enumerates states with it. It shares
+nothing with the Z3 encoder except the IR and the value encoding
+(``values.py``).
+
+Semantics (the same in every engine):
+- updates are simultaneous: every right-hand side reads the old state; when two
+  entries of one map coincide at run time the later statement wins;
+- an action is enabled when all its ``requires`` hold *and* it is well defined:
+  every map key it evaluates lies in the map's domain and every value it
+  assigns lies in the target's declared type. Bounded types are part of the
+  guard, so a step can never leave the finite instance;
+- ``and``/``or``/``implies``/``if`` evaluate lazily, everything else eagerly
+  (including all instances of a quantifier), which fixes when a read is "evaluated";
+- an invariant that is not well defined in a state counts as violated.
+
+Each action is compiled (via Python source built from the IR, once per machine)
+into ``step(state, *args) -> state | None`` and ``successors(state)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import ir
+from .ir import TBool, TEmptySet, TEnum, TInt, TMap, TNone, TOption, TSet, Ty
+from .values import State
+
+
+class Undefined(Exception):
+    """A map key outside its domain, or an assigned value outside its type."""
+
+
+def _ix(m: tuple[Any, ...], k: int, lo: int, n: int) -> Any:
+    i = k - lo
+    if 0 <= i < n:
+        return m[i]
+    raise Undefined
+
+
+def _chk(v: Any, lo: int, hi: int) -> Any:
+    if v is None or lo <= v <= hi:
+        return v
+    raise Undefined
+
+
+def _chkset(v: frozenset[Any], lo: int, hi: int) -> frozenset[Any]:
+    if all(lo <= x <= hi for x in v):
+        return v
+    raise Undefined
+
+
+def _co(a: Any, b: Any) -> Any:
+    return b if a is None else a
+
+
+def _put(m: tuple[Any, ...], upd: dict[int, Any]) -> tuple[Any, ...]:
+    lst = list(m)
+    for i, v in upd.items():
+        lst[i] = v
+    return tuple(lst)
+
+
+_RUNTIME = {"_ix": _ix, "_chk": _chk, "_chkset": _chkset, "_co": _co, "_put": _put,
+            "_Undefined": Undefined, "_EMPTY": frozenset()}
+
+
+def _domain_src(ty: Ty) -> str:
+    match ty:
+        case TBool():
+            return "(False, True)"
+        case TInt(lo, hi):
+            return f"range({lo}, {hi + 1})"  # type: ignore[operator]
+        case TEnum(_, members):
+            return f"range({len(members)})"
+    raise AssertionError(ty)
+
+
+def _lo(ty: Ty) -> int:
+    return ty.lo if isinstance(ty, TInt) and ty.lo is not None else 0
+
+
+class _PySource:
+    """Translates typed IR expressions into Python expression source."""
+
+    def __init__(self, m: ir.Machine) -> None:
+        self.consts = dict(m.const_values)
+        self.members = {name: i for e in m.enums for i, name in enumerate(e.members)}
+
+    def expr(self, e: ir.Expr) -> str:
+        match e:
+            case ir.IntLit(v):
+                return repr(v)
+            case ir.BoolLit(v):
+                return repr(v)
+            case ir.NoneLit():
+                return "None"
+            case ir.Name(n, kind=kind):
+                if kind == "var":
+                    return f"v_{n}"
+                if kind == "const":
+                    return repr(self.consts[n])
+                if kind == "member":
+                    return repr(self.members[n])
+                return f"p_{n}"
+            case ir.Index(base, index):
+                assert isinstance(base.ty, TMap) and index.ty is not None
+                key = base.ty.key
+                if ir.fits(index.ty, key):
+                    return f"{self.expr(base)}[{self.expr(index)} - {_lo(key)}]" if _lo(key) else \
+                        f"{self.expr(base)}[{self.expr(index)}]"
+                return f"_ix({self.expr(base)}, {self.expr(index)}, {_lo(key)}, {len(ir.domain(key))})"
+            case ir.SetLit(elems):
+                if not elems:
+                    return "_EMPTY"
+                return "frozenset((" + "".join(self.expr(x) + ", " for x in elems) + "))"
+            case ir.Card(x):
+                return f"len({self.expr(x)})"
+            case ir.Unary("not", x):
+                return f"(not {self.expr(x)})"
+            case ir.Unary("-", x):
+                return f"(-{self.expr(x)})"
+            case ir.Binary(op, left, right):
+                a, b = self.expr(left), self.expr(right)
+                match op:
+                    case "implies":
+                        return f"((not {a}) or {b})"
+                    case "??":
+                        return f"_co({a}, {b})"
+                    case "/":
+                        return f"({a} // {b})"
+                    case "subset":
+                        return f"({a} <= {b})"
+                    case "union":
+                        return f"({a} | {b})"
+                    case "inter":
+                        return f"({a} & {b})"
+                    case "minus":
+                        return f"({a} - {b})"
+                return f"({a} {op} {b})"
+            case ir.Ite(c, a, b):
+                return f"({self.expr(a)} if {self.expr(c)} else {self.expr(b)})"
+            case ir.Quant(kind, binders, body):
+                loops = " ".join(f"for p_{b.name} in {_domain_src(b.ty)}" for b in binders)  # type: ignore[arg-type]
+                fn = "all" if kind == "forall" else "any"
+                return f"{fn}([{self.expr(body)} {loops}])"
+            case ir.Call(fn, args):
+                return f"{fn}(" + ", ".join(self.expr(a) for a in args) + ")"
+        raise AssertionError(e)
+
+    def checked(self, value: ir.Expr, target: Ty) -> str:
+        """The value's source, with a range check when its type does not statically fit."""
+        src = self.expr(value)
+        assert value.ty is not None
+        if ir.fits(value.ty, target):
+            return src
+        base = target.base if isinstance(target, TOption) else target
+        if isinstance(base, TInt):
+            return f"_chk({src}, {base.lo}, {base.hi})"
+        if isinstance(target, TSet) and isinstance(target.elem, TInt):
+            return f"_chkset({src}, {target.elem.lo}, {target.elem.hi})"
+        return src
+
+
+@dataclass(frozen=True)
+class CompiledAction:
+    action: ir.Action
+    step: Callable[..., State | None]
+    successors: Callable[[State], list[tuple[tuple[Any, ...], State]]]
+    param_domains: tuple[tuple[Any, ...], ...]
+
+
+class Interpreter:
+    """Executable semantics of one typed machine."""
+
+    def __init__(self, m: ir.Machine) -> None:
+        self.machine = m
+        self._src = _PySource(m)
+        self.var_index = {v.name: i for i, v in enumerate(m.vars)}
+        self.init = self._initial_state()
+        self.actions = {a.name: self._compile_action(a) for a in m.actions}
+        self.invariants = {i.name: self._compile_pred(i.expr, f"inv_{i.name}") for i in m.invariants}
+
+    # ----------------------------------------------------------------- public
+    def step(self, state: State, action: str, args: tuple[Any, ...]) -> State | None:
+        """The successor of ``state`` under ``action(args)``, or None when it is not enabled."""
+        return self.actions[action].step(state, *args)
+
+    def successors(self, state: State) -> Iterator[tuple[str, tuple[Any, ...], State]]:
+        for name, ca in self.actions.items():
+            for args, nxt in ca.successors(state):
+                yield name, args, nxt
+
+    def holds(self, prop: str, state: State) -> bool:
+        return self.invariants[prop](state)
+
+    def eval_pred(self, e: ir.Expr) -> Callable[[State], bool]:
+        """Compile any typed boolean state expression (used to re-check printed invariants)."""
+        return self._compile_pred(e, "pred")
+
+    # --------------------------------------------------------------- compiling
+    def _unpack(self) -> str:
+        names = [f"v_{v.name}" for v in self.machine.vars]
+        if not names:
+            return "    pass"
+        return f"    {', '.join(names)}, = st"
+
+    def _exec(self, src: str, name: str) -> Any:
+        ns = dict(_RUNTIME)
+        exec(compile(src, f"<racefree:{self.machine.name}:{name}>", "exec"), ns)
+        return ns[name]
+
+    def _initial_state(self) -> State:
+        values = []
+        for v in self.machine.vars:
+            fn = self._exec(f"def init():\n    return {self._src.expr(v.init)}\n", "init")
+            x = fn()
+            if isinstance(v.ty, TMap):
+                x = tuple(x for _ in ir.domain(v.ty.key))
+            values.append(x)
+        return tuple(values)
+
+    def _compile_pred(self, e: ir.Expr, name: str) -> Callable[[State], bool]:
+        src = (f"def {name}(st):\n{self._unpack()}\n    try:\n        return bool({self._src.expr(e)})\n"
+               f"    except _Undefined:\n        return False\n")
+        return self._exec(src, name)
+
+    def _stmts(self, stmts: tuple[ir.Stmt, ...], indent: str, out: list[str]) -> None:
+        for s in stmts:
+            if isinstance(s, ir.If):
+                out.append(f"{indent}if {self._src.expr(s.cond)}:")
+                self._stmts(s.then, indent + "    ", out)
+                out.append(f"{indent}    pass")
+                if s.else_:
+                    out.append(f"{indent}else:")
+                    self._stmts(s.else_, indent + "    ", out)
+                continue
+            target = s.target
+            assert target.ty is not None
+            value = self._src.checked(s.value, target.ty)
+            if isinstance(target, ir.Name):
+                out.append(f"{indent}n_{target.id} = {value}")
+            else:
+                assert isinstance(target.base, ir.Name) and isinstance(target.base.ty, TMap)
+                key = target.base.ty.key
+                n = len(ir.domain(key))
+                idx = self._src.expr(target.index)
+                out.append(f"{indent}_k = {idx} - {_lo(key)}")
+                out.append(f"{indent}if not 0 <= _k < {n}: raise _Undefined")
+                out.append(f"{indent}u_{target.base.id}[_k] = {value}")
+
+    def _assigned(self, stmts: tuple[ir.Stmt, ...], acc: dict[str, bool]) -> dict[str, bool]:
+        for s in stmts:
+            if isinstance(s, ir.If):
+                self._assigned(s.then, acc)
+                self._assigned(s.else_, acc)
+            else:
+                acc[s.target.id if isinstance(s.target, ir.Name) else s.target.base.id] = isinstance(s.target, ir.Index)  # type: ignore[union-attr]
+        return acc
+
+    def _body(self, a: ir.Action, indent: str, on_disabled: str, on_enabled: str) -> list[str]:
+        guard = " and ".join(f"{self._src.expr(r)}" for r in a.requires) or "True"
+        assigned = self._assigned(a.body, {})
+        lines = [f"{indent}try:", f"{indent}    if not ({guard}): {on_disabled}"]
+        for name, is_map in assigned.items():
+            lines.append(f"{indent}    {'u' if is_map else 'n'}_{name} = {{}}" if is_map else f"{indent}    n_{name} = v_{name}")
+        self._stmts(a.body, indent + "    ", lines)
+        parts = []
+        for v in self.machine.vars:
+            if v.name not in assigned:
+                parts.append(f"v_{v.name}")
+            elif assigned[v.name]:
+                parts.append(f"(_put(v_{v.name}, u_{v.name}) if u_{v.name} else v_{v.name})")
+            else:
+                parts.append(f"n_{v.name}")
+        new = "(" + "".join(p + ", " for p in parts) + ")"
+        lines.append(f"{indent}    {on_enabled.format(new=new)}")
+        lines.append(f"{indent}except _Undefined:")
+        lines.append(f"{indent}    {on_disabled}")
+        return lines
+
+    def _compile_action(self, a: ir.Action) -> CompiledAction:
+        params = [f"p_{p.name}" for p in a.params]
+        step_src = "\n".join([f"def step(st{''.join(', ' + p for p in params)}):", self._unpack(),
+                              *self._body(a, "    ", "return None", "return {new}")]) + "\n"
+        loops, indent = [], "    "
+        for p in a.params:
+            loops.append(f"{indent}for p_{p.name} in {_domain_src(p.ty)}:")  # type: ignore[arg-type]
+            indent += "    "
+        args = "(" + "".join(p + ", " for p in params) + ")"
+        cont = "continue" if a.params else "return out"
+        succ_src = "\n".join(["def successors(st):", self._unpack(), "    out = []", *loops,
+                              *self._body(a, indent, cont, f"out.append(({args}, {{new}}))"),
+                              "    return out"]) + "\n"
+        domains = tuple(ir.domain(p.ty) for p in a.params)  # type: ignore[arg-type]
+        return CompiledAction(a, self._exec(step_src, "step"), self._exec(succ_src, "successors"), domains)
+
+
+__all__ = ["Interpreter", "Undefined", "TNone", "TEmptySet"]

@@ -1,0 +1,165 @@
+"""Proof certificates: an inductive invariant printed in spec syntax and re-checked independently.
+
+The invariant Spacer found (over cells) is printed as a spec expression. That
+*text* is then parsed and type-checked against the machine, encoded afresh, and
+three queries are posed on the whole machine (not the slices):
+
+    init => C          C & T => C'          C => P
+
+with C = printed invariant & type bounds. Only when all three are UNSAT is the
+proof reported. So the printer, the slicing and Spacer are all re-verified.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+import z3
+
+from racefree.spec import ir
+from racefree.spec.checker import check_expression
+from racefree.spec.parser import parse_expression
+from racefree.spec.values import show_scalar
+
+from .encode import NONE, Encoding
+
+
+class CertificateRejected(AssertionError):
+    """A candidate invariant failed its re-check: a bug in racefree, never reported as a proof."""
+
+
+def to_spec(e: z3.ExprRef, enc: Encoding) -> str:
+    """A Z3 formula over the base frame, as spec syntax."""
+    index = {c.name: i for i, c in enumerate(enc.cells)}
+    return _Printer(enc, index).top(e)
+
+
+class _Printer:
+    def __init__(self, enc: Encoding, index: dict[str, int]) -> None:
+        self.enc = enc
+        self.index = index
+
+    def top(self, e: z3.ExprRef) -> str:
+        if z3.is_and(e):
+            return "\n  and ".join(self.p(c, 3) for c in e.children())
+        return self.p(e, 0)
+
+    def p(self, e: z3.ExprRef, ctx: int) -> str:
+        """Print with parentheses when the operator binds looser than ``ctx`` (printer.py precedences)."""
+        if z3.is_true(e):
+            return "true"
+        if z3.is_false(e):
+            return "false"
+        if z3.is_not(e) and z3.is_and(e.arg(0)):
+            return self.wrap(f"not ({self.p(e.arg(0), 0)})", 4, ctx)
+        if z3.is_or(e) and all(z3.is_not(c) for c in e.children()):
+            inner = " and ".join(self.p(c.arg(0), 4) for c in e.children())
+            return self.wrap(f"not ({inner})", 4, ctx)
+        if z3.is_and(e):
+            return self.wrap(" and ".join(self.p(c, 4) for c in e.children()), 3, ctx)
+        if z3.is_or(e):
+            return self.wrap(" or ".join(self.p(c, 3) for c in e.children()), 2, ctx)
+        if z3.is_implies(e):
+            return self.wrap(f"{self.p(e.arg(0), 2)} implies {self.p(e.arg(1), 1)}", 1, ctx)
+        if z3.is_not(e):
+            return self.wrap(f"not {self.p(e.arg(0), 4)}", 4, ctx)
+        if z3.is_eq(e) and z3.is_bool(e.arg(0)):
+            return self.wrap(f"({self.p(e.arg(0), 0)}) == ({self.p(e.arg(1), 0)})", 5, ctx)
+        return self.atom(e, ctx)
+
+    @staticmethod
+    def wrap(s: str, prec: int, ctx: int) -> str:
+        return f"({s})" if prec < ctx else s
+
+    def cells_of(self, e: z3.ExprRef) -> list[int]:
+        return sorted(self.enc.free_cells(e))
+
+    def atom(self, e: z3.ExprRef, ctx: int) -> str:
+        cells = self.cells_of(e)
+        if z3.is_const(e) and len(cells) == 1 and self.enc.cells[cells[0]].is_bool:
+            return self.wrap(self.enc.cells[cells[0]].name, 5, ctx)
+        # An atom over finite cells: list the values that satisfy it (exact, and reads as the type's names).
+        combos = list(product(*[self.enc.cells[c].values for c in cells]))
+        if len(combos) <= 256:
+            sat = [vs for vs in combos if self._holds(e, cells, vs)]
+            if len(cells) == 1:
+                return self._one_cell(cells[0], [vs[0] for vs in sat], ctx)
+            return self.wrap(" or ".join(self._conj(cells, vs) for vs in sat) or "false", 2, ctx)
+        return self.wrap(self._arith(e), 5, ctx)
+
+    def _holds(self, e: z3.ExprRef, cells: list[int], vs: tuple) -> bool:
+        subst = [(self.enc.base[c], z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)) for c, v in zip(cells, vs, strict=True)]
+        return z3.is_true(z3.simplify(z3.substitute(e, *subst)))
+
+    def _value(self, cell: int, v: int | bool) -> str:
+        c = self.enc.cells[cell]
+        if isinstance(c.ty, ir.TOption) and v == NONE:
+            return "none"
+        return show_scalar(c.ty.base if isinstance(c.ty, ir.TOption) else c.ty, v)
+
+    def _eq(self, cell: int, v: int | bool) -> str:
+        c = self.enc.cells[cell]
+        if c.is_bool:
+            return c.name if v else f"not ({c.name})" if " " in c.name else f"not {c.name}"
+        return f"{c.name} == {self._value(cell, v)}"
+
+    def _one_cell(self, cell: int, good: list[int | bool], ctx: int) -> str:
+        c = self.enc.cells[cell]
+        if not good:
+            return "false"
+        if len(good) == len(c.values):
+            return "true"
+        bad = [v for v in c.values if v not in good]
+        if len(bad) < len(good) and not c.is_bool:
+            return self.wrap(" and ".join(f"{c.name} != {self._value(cell, v)}" for v in bad), 3, ctx)
+        text = " or ".join(self._eq(cell, v) for v in good)
+        return self.wrap(text, 2 if len(good) > 1 else 5, ctx)
+
+    def _conj(self, cells: list[int], vs: tuple) -> str:
+        return "(" + " and ".join(self._eq(c, v) for c, v in zip(cells, vs, strict=True)) + ")"
+
+    def _arith(self, e: z3.ExprRef) -> str:
+        if z3.is_const(e):
+            if z3.is_int_value(e):
+                return str(e.as_long())
+            return self.enc.cells[self.index[e.decl().name()]].name
+        ops = {z3.Z3_OP_LE: "<=", z3.Z3_OP_GE: ">=", z3.Z3_OP_LT: "<", z3.Z3_OP_GT: ">",
+               z3.Z3_OP_EQ: "==", z3.Z3_OP_ADD: "+", z3.Z3_OP_SUB: "-", z3.Z3_OP_MUL: "*"}
+        k = e.decl().kind()
+        if k in ops:
+            return "(" + f" {ops[k]} ".join(self._arith(c) for c in e.children()) + ")"
+        if k == z3.Z3_OP_UMINUS:
+            return f"(-{self._arith(e.arg(0))})"
+        raise CertificateRejected(f"cannot print {e} in spec syntax")
+
+
+def recheck(enc: Encoding, text: str, prop: ir.Expr, *, timeout_ms: int) -> None:
+    """Parse, type-check and re-encode ``text``; raise CertificateRejected unless it is inductive and implies ``prop``."""
+    m = enc.machine
+    parsed = check_expression(m, parse_expression(text, f"<certificate of {m.name}>"))
+    x = enc.base
+    nxt = enc.frame("'")
+    cert = z3.And(enc.invariant(parsed, x), enc.domain_constraint(x))
+    cert_next = z3.And(enc.invariant(parsed, nxt), enc.domain_constraint(nxt))
+    s = z3.Solver()
+    s.set("timeout", timeout_ms)
+
+    def unsat(*fs: z3.BoolRef) -> bool:
+        s.push()
+        s.add(*fs)
+        r = s.check()
+        s.pop()
+        return r == z3.unsat
+
+    if not unsat(enc.init(x), z3.Not(cert)):
+        raise CertificateRejected("the initial state does not satisfy the invariant")
+    if not unsat(cert, z3.Not(enc.invariant(prop, x))):
+        raise CertificateRejected("the invariant does not imply the property")
+    pick = z3.Int("pick?")
+    s.add(cert, enc.step_relation(x, nxt, pick), z3.Not(cert_next))
+    r = s.check()
+    if r == z3.sat:
+        culprit = enc.actions[s.model().eval(pick, model_completion=True).as_long()].label
+        raise CertificateRejected(f"the invariant is not preserved by {culprit}")
+    if r != z3.unsat:
+        raise CertificateRejected("the inductiveness check timed out")

@@ -1,0 +1,80 @@
+"""Split a grounded property into conjuncts and slice the system to each one's cone of influence.
+
+The cone of a conjunct is the least set of cells containing the conjunct's cells
+and, for every ground action that writes one of them, the cells its guard and
+those updates read. Actions that write no cell of the cone leave the slice
+unchanged, so the slice's reachable projections are exactly the full system's:
+safety of the conjunct on the slice is safety on the full machine, and a slice
+counterexample is a full counterexample (the omitted actions are not needed).
+
+Slices that are equal up to renaming (symmetric slots, writers...) get the same
+``key``, so engines can solve one and reuse the answer for its twins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import z3
+
+from .encode import Encoding, GroundAction
+
+
+@dataclass
+class Slice:
+    prop: z3.BoolRef  # over the base frame
+    cells: list[int]  # sorted cone
+    actions: list[GroundAction]
+    key: str  # canonical form hash: equal keys = same problem up to renaming
+
+
+def conjuncts(e: z3.BoolRef) -> list[z3.BoolRef]:
+    e = z3.simplify(e)
+    if z3.is_and(e):
+        return [c for child in e.children() for c in conjuncts(child)]  # type: ignore[arg-type]
+    return [e]
+
+
+def slice_property(enc: Encoding, prop: z3.BoolRef) -> Slice:
+    cone = set(enc.free_cells(prop))
+    actions = enc.actions
+    changed = True
+    while changed:
+        changed = False
+        for ga in actions:
+            written = cone.intersection(ga.updates)
+            if not written:
+                continue
+            needed = enc.free_cells(ga.guard)
+            for c in written:
+                needed |= enc.free_cells(ga.updates[c])
+            if not needed <= cone:
+                cone |= needed
+                changed = True
+    cells = sorted(cone)
+    relevant = [ga for ga in actions if cone.intersection(ga.updates)]
+    return Slice(prop, cells, relevant, _canonical_key(enc, prop, cells, relevant))
+
+
+def canonical_frame(enc: Encoding, cells: list[int], tag: str = "") -> list[z3.ExprRef]:
+    return [z3.Bool(f"v{j}{tag}") if enc.cells[c].is_bool else z3.Int(f"v{j}{tag}")
+            for j, c in enumerate(cells)]
+
+
+def _canonical_key(enc: Encoding, prop: z3.BoolRef, cells: list[int], actions: list[GroundAction]) -> str:
+    canon = canonical_frame(enc, cells)
+    pairs = [(enc.base[c], canon[j]) for j, c in enumerate(cells)]
+
+    def ren(e: z3.ExprRef) -> str:
+        return z3.substitute(e, *pairs).sexpr() if pairs else e.sexpr()
+
+    sig = [";".join(f"{enc.cells[c].values}" for c in cells), ren(prop),
+           ",".join(str(enc.init_values[c]) for c in cells)]
+    acts = []
+    for ga in actions:
+        ups = ",".join(f"{j}:{ren(ga.updates[c])}" for j, c in enumerate(cells) if c in ga.updates)
+        acts.append(f"{ren(ga.guard)}=>{ups}")
+    sig += sorted(acts)
+    return hashlib.sha256("\n".join(sig).encode()).hexdigest()
+

@@ -1,0 +1,488 @@
+"""Typed IR -> Z3: a grounded, cell-level encoding of one machine.
+
+Every state variable is flattened into *cells*, scalar Z3 constants: a map gets
+one cell per key, a set one Bool per possible element, an option an Int whose
+value ``NONE`` means none. Actions are *grounded*: each parameter combination
+becomes its own transition with concrete indices, so most map reads resolve to
+a single cell and the cone-of-influence of a property is exact.
+
+Semantics match ``racefree.spec.interp`` (the oracle), including definedness:
+an action is enabled only when every key it evaluates is in its map's domain
+and every assigned value is in its declared type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import z3
+
+from racefree.spec import ir
+from racefree.spec.ir import TBool, TEmptySet, TEnum, TInt, TMap, TNone, TOption, TSet, Ty
+
+NONE = -(2**31)  # the encoding of `none` in an optional cell
+
+Val = Any  # a z3 term, or for sets a dict: element -> z3 Bool
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One scalar Z3 constant of the state."""
+
+    name: str  # spec syntax: "state[0]", "1 in fin[2]", "trained"
+    var: str
+    ty: Ty  # the scalar type of this cell (TBool for set membership)
+    values: tuple[int | bool, ...]  # the encoded values it may take (type bounds)
+
+    @property
+    def is_bool(self) -> bool:
+        return isinstance(self.ty, TBool)
+
+
+@dataclass
+class GroundAction:
+    action: ir.Action
+    args: tuple[Any, ...]
+    guard: z3.BoolRef  # over the base frame, definedness included
+    updates: dict[int, z3.ExprRef]  # cell index -> new value over the base frame
+    reads: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def label(self) -> str:
+        return self.action.name + (str(self.args) if self.args else "")
+
+
+def _scalar_values(ty: Ty) -> tuple[int | bool, ...]:
+    if isinstance(ty, TOption):
+        return (NONE, *ir.domain(ty.base))
+    return ir.domain(ty)
+
+
+def _z3(v: int | bool) -> z3.ExprRef:
+    return z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)
+
+
+class Encoding:
+    """Cells, initial state, grounded transitions and properties of one machine."""
+
+    def __init__(self, m: ir.Machine) -> None:
+        self.machine = m
+        self.consts = dict(m.const_values)
+        self.members = {name: i for e in m.enums for i, name in enumerate(e.members)}
+        self.cells: list[Cell] = []
+        self.layout: dict[str, Any] = {}  # var -> cell index | {elem: idx} | [per key ...]
+        for v in m.vars:
+            self.layout[v.name] = self._alloc(v.name, v.name, v.ty)  # type: ignore[arg-type]
+        self.base = self.frame("")
+        self.init_values = self._initial_values()
+        self.actions = [ga for a in m.actions for ga in self._ground(a)]
+        for ga in self.actions:
+            ga.reads = frozenset(self.free_cells(ga.guard)) | frozenset(
+                c for u in ga.updates.values() for c in self.free_cells(u))
+
+    # ----------------------------------------------------------------- layout
+    def _alloc(self, display: str, var: str, ty: Ty) -> Any:
+        if isinstance(ty, TMap):
+            return [self._alloc(f"{display}[{_show(ty.key, k)}]", var, ty.value) for k in ir.domain(ty.key)]
+        if isinstance(ty, TSet):
+            out = {}
+            for x in ir.domain(ty.elem):
+                out[x] = len(self.cells)
+                self.cells.append(Cell(f"{_show(ty.elem, x)} in {display}", var, TBool(), (False, True)))
+            return out
+        self.cells.append(Cell(display, var, ty, _scalar_values(ty)))
+        return len(self.cells) - 1
+
+    def frame(self, tag: str) -> list[z3.ExprRef]:
+        """Fresh constants for one state; ``tag`` keeps frames apart (e.g. '@3')."""
+        return [z3.Bool(c.name + tag) if c.is_bool else z3.Int(c.name + tag) for c in self.cells]
+
+    def domain_constraint(self, frame: Sequence[z3.ExprRef], cells: Sequence[int] | None = None) -> z3.BoolRef:
+        """Every Int cell within its type's values (an invariant by construction, re-checked in certificates)."""
+        parts = []
+        for i in range(len(self.cells)) if cells is None else cells:
+            c, x = self.cells[i], frame[i]
+            if c.is_bool:
+                continue
+            if isinstance(c.ty, TOption):
+                lo, hi = c.values[1], c.values[-1]
+                parts.append(z3.Or(x == NONE, z3.And(x >= lo, x <= hi)))
+            else:
+                parts.append(z3.And(x >= c.values[0], x <= c.values[-1]))
+        return z3.And(parts) if parts else z3.BoolVal(True)
+
+    def view(self, frame: Sequence[z3.ExprRef]) -> dict[str, Any]:
+        def build(node: Any) -> Any:
+            if isinstance(node, int):
+                return frame[node]
+            if isinstance(node, dict):
+                return {k: frame[i] for k, i in node.items()}
+            return [build(n) for n in node]
+
+        return {name: build(node) for name, node in self.layout.items()}
+
+    def init(self, frame: Sequence[z3.ExprRef]) -> z3.BoolRef:
+        parts = []
+        view = self.view(frame)
+        for v in self.machine.vars:
+            value, _ = self.expr(v.init, {}, view)
+            target = view[v.name]
+            slots = target if isinstance(v.ty, TMap) else [target]
+            for slot in slots:
+                parts.append(self._eq(slot, value))
+        return z3.And(parts) if parts else z3.BoolVal(True)
+
+    def _initial_values(self) -> list[int | bool]:
+        """The (deterministic) initial value of every cell."""
+        solver = z3.Solver()
+        solver.add(self.init(self.base))
+        if solver.check() != z3.sat:
+            raise AssertionError("initial state is unsatisfiable")
+        model = solver.model()
+        out: list[int | bool] = []
+        for c, x in zip(self.cells, self.base, strict=True):
+            v = model.eval(x, model_completion=True)
+            out.append(z3.is_true(v) if c.is_bool else v.as_long())
+        return out
+
+    def substitute(self, e: z3.ExprRef, frame: Sequence[z3.ExprRef]) -> z3.ExprRef:
+        return z3.substitute(e, *zip(self.base, frame, strict=True)) if self.cells else e
+
+    def transition(self, ga: GroundAction, pre: Sequence[z3.ExprRef], post: Sequence[z3.ExprRef],
+                   cells: Sequence[int] | None = None) -> z3.BoolRef:
+        """pre -> post under one ground action; only ``cells`` (default: all) are constrained."""
+        keep = range(len(self.cells)) if cells is None else cells
+        parts = [ga.guard] + [post[i] == ga.updates.get(i, self.base[i]) for i in keep]
+        return self.substitute(z3.And(parts), pre)  # type: ignore[return-value]
+
+    def step_relation(self, pre: Sequence[z3.ExprRef], post: Sequence[z3.ExprRef],
+                      pick: z3.ArithRef) -> z3.BoolRef:
+        """pre -> post under the ground action numbered ``pick`` (selector encoding, linear in the updates)."""
+        if not hasattr(self, "_step"):
+            sel = z3.Int("pick")
+            nxt = self.frame("'")
+            parts: list[z3.BoolRef] = [z3.And(sel >= 0, sel < len(self.actions))]
+            parts += [z3.Implies(sel == i, ga.guard) for i, ga in enumerate(self.actions)]
+            for c in range(len(self.cells)):
+                value: z3.ExprRef = self.base[c]
+                for i, ga in enumerate(self.actions):
+                    if c in ga.updates:
+                        value = z3.If(sel == i, ga.updates[c], value)
+                parts.append(nxt[c] == value)
+            self._step = (z3.And(parts), sel, nxt)
+        rel, sel, nxt = self._step
+        pairs = [*zip(self.base, pre, strict=True), *zip(nxt, post, strict=True), (sel, pick)]
+        return z3.substitute(rel, *pairs)  # type: ignore[return-value]
+
+    def invariant(self, e: ir.Expr, frame: Sequence[z3.ExprRef]) -> z3.BoolRef:
+        value, defined = self.expr(e, {}, self.view(frame))
+        return z3.And(defined, value)
+
+    # ------------------------------------------------------------- grounding
+    def _ground(self, a: ir.Action) -> list[GroundAction]:
+        out = []
+        domains = [ir.domain(p.ty) for p in a.params]  # type: ignore[arg-type]
+        for args in _product(domains):
+            env = {p.name: x for p, x in zip(a.params, args, strict=True)}
+            view = self.view(self.base)
+            guard_expr: ir.Expr = ir.BoolLit(True, ty=TBool())
+            for r in a.requires:
+                guard_expr = r if guard_expr == ir.BoolLit(True) else ir.Binary("and", guard_expr, r, ty=TBool())
+            g, dg = self.expr(guard_expr, env, view)
+            new: dict[int, z3.ExprRef] = {}
+            defined: list[z3.BoolRef] = []
+            self._stmts(a.body, env, view, z3.BoolVal(True), new, defined)
+            guard = z3.simplify(z3.And(dg, g, *defined))
+            if z3.is_false(guard):
+                continue
+            updates = {i: z3.simplify(e) for i, e in new.items()}
+            updates = {i: e for i, e in updates.items() if not e.eq(self.base[i])}
+            out.append(GroundAction(a, tuple(args), guard, updates))
+        return out
+
+    def _stmts(self, stmts: tuple[ir.Stmt, ...], env: dict[str, Any], view: dict[str, Any],
+               pc: z3.BoolRef, new: dict[int, z3.ExprRef], defined: list[z3.BoolRef]) -> None:
+        for s in stmts:
+            if isinstance(s, ir.If):
+                c, dc = self.expr(s.cond, env, view)
+                defined.append(z3.Implies(pc, dc))
+                self._stmts(s.then, env, view, z3.And(pc, c), new, defined)
+                self._stmts(s.else_, env, view, z3.And(pc, z3.Not(c)), new, defined)
+                continue
+            value, dv = self.expr(s.value, env, view)
+            target = s.target
+            assert target.ty is not None and s.value.ty is not None
+            ok = z3.And(dv, self._in_type(value, s.value.ty, target.ty))
+            if isinstance(target, ir.Name):
+                self._write(self.layout[target.id], value, pc, new)
+                defined.append(z3.Implies(pc, ok))
+                continue
+            assert isinstance(target.base, ir.Name) and isinstance(target.base.ty, TMap)
+            key_ty = target.base.ty.key
+            k, dk = self.expr(target.index, env, view)
+            keys = ir.domain(key_ty)
+            slots = self.layout[target.base.id]
+            defined.append(z3.Implies(pc, z3.And(dk, self._key_ok(k, key_ty), ok)))
+            for pos, key in enumerate(keys):
+                hit = _const_eq(k, key)
+                if hit is False:
+                    continue
+                cond = pc if hit is True else z3.And(pc, k == _z3(key))
+                self._write(slots[pos], value, cond, new)
+
+    def _write(self, node: Any, value: Val, cond: z3.BoolRef, new: dict[int, z3.ExprRef]) -> None:
+        if isinstance(node, int):
+            cur = new.get(node, self.base[node])
+            new[node] = value if z3.is_true(cond) else z3.If(cond, value, cur)
+            return
+        for elem, idx in node.items():  # a set: one Bool per element
+            bit = value.get(elem, z3.BoolVal(False))
+            cur = new.get(idx, self.base[idx])
+            new[idx] = bit if z3.is_true(cond) else z3.If(cond, bit, cur)
+
+    def _in_type(self, value: Val, src: Ty, dst: Ty) -> z3.BoolRef:
+        if ir.fits(src, dst):
+            return z3.BoolVal(True)
+        base = dst.base if isinstance(dst, TOption) else dst
+        if isinstance(base, TInt):
+            inside = z3.And(value >= base.lo, value <= base.hi)
+            return z3.Or(value == NONE, inside) if isinstance(dst, TOption) else inside
+        if isinstance(dst, TSet):
+            allowed = set(ir.domain(dst.elem))
+            return z3.And([z3.Not(b) for x, b in value.items() if x not in allowed] or [z3.BoolVal(True)])
+        return z3.BoolVal(True)
+
+    def _key_ok(self, k: z3.ExprRef, key_ty: Ty) -> z3.BoolRef:
+        if isinstance(key_ty, TBool):
+            return z3.BoolVal(True)
+        dom = ir.domain(key_ty)
+        return z3.And(k >= dom[0], k <= dom[-1])
+
+    # ------------------------------------------------------------ expressions
+    def expr(self, e: ir.Expr, env: dict[str, Any], view: dict[str, Any]) -> tuple[Val, z3.BoolRef]:
+        """(value, defined) of a typed expression; ``env`` binds parameters to concrete values."""
+        T = z3.BoolVal(True)
+        match e:
+            case ir.IntLit(v):
+                return z3.IntVal(v), T
+            case ir.BoolLit(v):
+                return z3.BoolVal(v), T
+            case ir.NoneLit():
+                return z3.IntVal(NONE), T
+            case ir.Name(n, kind=kind):
+                if kind == "var":
+                    return view[n], T
+                if kind == "const":
+                    return z3.IntVal(self.consts[n]), T
+                if kind == "member":
+                    return z3.IntVal(self.members[n]), T
+                return _z3(env[n]), T
+            case ir.Index(base, index):
+                assert isinstance(base.ty, TMap)
+                slots, db = self.expr(base, env, view)
+                k, dk = self.expr(index, env, view)
+                keys = ir.domain(base.ty.key)
+                k = z3.simplify(k)
+                for pos, key in enumerate(keys):
+                    if _const_eq(k, key) is True:
+                        return slots[pos], z3.And(db, dk)
+                if _is_value(k):  # a concrete key outside the domain
+                    return slots[0], z3.BoolVal(False)
+                value = slots[-1]
+                for pos in range(len(keys) - 2, -1, -1):
+                    value = self._ite(k == _z3(keys[pos]), slots[pos], value)
+                return value, z3.And(db, dk, self._key_ok(k, base.ty.key))
+            case ir.SetLit(elems):
+                vals = [self.expr(x, env, view) for x in elems]
+                if isinstance(e.ty, TEmptySet):
+                    return {}, T
+                assert isinstance(e.ty, TSet)
+                out = {}
+                for d in ir.domain(e.ty.elem):
+                    out[d] = z3.simplify(z3.Or([v == _z3(d) for v, _ in vals]))
+                return out, z3.And([dv for _, dv in vals] or [T])
+            case ir.Card(x):
+                s, d = self.expr(x, env, view)
+                return z3.Sum([z3.If(b, 1, 0) for b in s.values()] or [z3.IntVal(0)]), d
+            case ir.Unary("not", x):
+                v, d = self.expr(x, env, view)
+                return z3.Not(v), d
+            case ir.Unary("-", x):
+                v, d = self.expr(x, env, view)
+                return -v, d
+            case ir.Binary(op, left, right):
+                return self._binary(op, left, right, env, view)
+            case ir.Ite(c, a, b):
+                cv, dc = self.expr(c, env, view)
+                av, da = self.expr(a, env, view)
+                bv, db = self.expr(b, env, view)
+                return self._ite(cv, av, bv), z3.And(dc, z3.If(cv, da, db))
+            case ir.Quant(kind, binders, body):
+                parts, defs = [], []
+                for values in _product([ir.domain(b.ty) for b in binders]):  # type: ignore[arg-type]
+                    inner = dict(env)
+                    inner.update({b.name: x for b, x in zip(binders, values, strict=True)})
+                    v, d = self.expr(body, inner, view)
+                    parts.append(v)
+                    defs.append(d)
+                joined = z3.And(parts) if kind == "forall" else z3.Or(parts)
+                return joined, z3.And(defs)
+            case ir.Call(fn, args):
+                vals = [self.expr(a, env, view) for a in args]
+                acc = vals[0][0]
+                for v, _ in vals[1:]:
+                    acc = z3.If(v < acc, v, acc) if fn == "min" else z3.If(v > acc, v, acc)
+                return acc, z3.And([d for _, d in vals])
+        raise AssertionError(e)
+
+    def _binary(self, op: str, left: ir.Expr, right: ir.Expr, env: dict[str, Any],
+                view: dict[str, Any]) -> tuple[Val, z3.BoolRef]:
+        a, da = self.expr(left, env, view)
+        b, db = self.expr(right, env, view)
+        both = z3.And(da, db)
+        match op:
+            case "and":
+                return z3.And(a, b), z3.And(da, z3.Or(z3.Not(a), db))
+            case "or":
+                return z3.Or(a, b), z3.And(da, z3.Or(a, db))
+            case "implies":
+                return z3.Implies(a, b), z3.And(da, z3.Or(z3.Not(a), db))
+            case "+":
+                return a + b, both
+            case "-":
+                return a - b, both
+            case "*":
+                return a * b, both
+            case "/":
+                return a / b, both
+            case "%":
+                return a % b, both
+            case "<":
+                return a < b, both
+            case "<=":
+                return a <= b, both
+            case ">":
+                return a > b, both
+            case ">=":
+                return a >= b, both
+            case "==" | "!=":
+                eq = self._eq(a, b)
+                return (eq if op == "==" else z3.Not(eq)), both
+            case "??":
+                return z3.If(a == NONE, b, a), both
+            case "in":
+                if isinstance(left.ty, TNone):
+                    return z3.BoolVal(False), both
+                parts = []
+                for x, bit in b.items():
+                    hit = _const_eq(a, x)
+                    if hit is True:
+                        return bit, both
+                    if hit is None:
+                        parts.append(z3.And(a == _z3(x), bit))
+                return (z3.Or(parts) if parts else z3.BoolVal(False)), both
+            case "subset":
+                return z3.And([z3.Implies(bit, b.get(x, z3.BoolVal(False))) for x, bit in a.items()]
+                              or [z3.BoolVal(True)]), both
+            case "union" | "inter" | "minus":
+                F = z3.BoolVal(False)
+                keys = list(dict.fromkeys([*a, *b]))
+                if op == "union":
+                    return {x: z3.Or(a.get(x, F), b.get(x, F)) for x in keys}, both
+                if op == "inter":
+                    return {x: z3.And(a.get(x, F), b.get(x, F)) for x in keys}, both
+                return {x: z3.And(bit, z3.Not(b.get(x, F))) for x, bit in a.items()}, both
+        raise AssertionError(op)
+
+    def _eq(self, a: Val, b: Val) -> z3.BoolRef:
+        if isinstance(a, dict) or isinstance(b, dict):
+            a = a if isinstance(a, dict) else {}
+            b = b if isinstance(b, dict) else {}
+            F = z3.BoolVal(False)
+            keys = list(dict.fromkeys([*a, *b]))
+            return z3.And([a.get(x, F) == b.get(x, F) for x in keys] or [z3.BoolVal(True)])
+        return a == b
+
+    def _ite(self, c: z3.BoolRef, a: Val, b: Val) -> Val:
+        if isinstance(a, dict) or isinstance(b, dict):
+            F = z3.BoolVal(False)
+            keys = list(dict.fromkeys([*a, *b]))
+            return {x: z3.If(c, a.get(x, F), b.get(x, F)) for x in keys}
+        return z3.If(c, a, b)
+
+    # -------------------------------------------------------------- utilities
+    def free_cells(self, e: z3.ExprRef) -> set[int]:
+        index = self._cell_index()
+        out: set[int] = set()
+        seen: set[int] = set()
+        stack = [e]
+        while stack:
+            x = stack.pop()
+            key = x.get_id()
+            if key in seen:
+                continue
+            seen.add(key)
+            if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+                i = index.get(x.decl().name())
+                if i is not None:
+                    out.add(i)
+            else:
+                stack.extend(x.children())
+        return out
+
+    def _cell_index(self) -> dict[str, int]:
+        if not hasattr(self, "_index"):
+            self._index = {c.name: i for i, c in enumerate(self.cells)}
+        return self._index
+
+    def decode(self, model: z3.ModelRef, frame: Sequence[z3.ExprRef]) -> tuple[Any, ...]:
+        """A Z3 model of one frame -> a state in the canonical encoding (spec/values.py)."""
+        flat = []
+        for c, x in zip(self.cells, frame, strict=True):
+            v = model.eval(x, model_completion=True)
+            flat.append(z3.is_true(v) if c.is_bool else v.as_long())
+
+        def build(node: Any, ty: Ty) -> Any:
+            if isinstance(ty, TMap):
+                return tuple(build(n, ty.value) for n in node)
+            if isinstance(ty, TSet):
+                return frozenset(k for k, i in node.items() if flat[i])
+            v = flat[node]
+            if isinstance(ty, TOption):
+                return None if v == NONE else v
+            return v
+
+        return tuple(build(self.layout[v.name], v.ty) for v in self.machine.vars)  # type: ignore[arg-type]
+
+
+def _show(ty: Ty, v: Any) -> str:
+    if isinstance(ty, TEnum):
+        return ty.members[v]
+    if isinstance(ty, TBool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _is_value(k: Any) -> bool:
+    return z3.is_int_value(k) or z3.is_true(k) or z3.is_false(k)
+
+
+def _const_eq(k: Any, key: int | bool) -> bool | None:
+    """Whether a (possibly concrete) key term equals ``key``: True, False, or None when symbolic."""
+    if z3.is_int_value(k):
+        return k.as_long() == key
+    if z3.is_true(k) or z3.is_false(k):
+        return z3.is_true(k) == key
+    return None
+
+
+def _product(domains: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = [()]
+    for d in domains:
+        out = [prefix + (x,) for prefix in out for x in d]
+    return out
+
+
+__all__ = ["Encoding", "GroundAction", "Cell", "NONE", "TEnum", "TNone"]

@@ -1,0 +1,118 @@
+"""Unbounded proofs: Z3 Spacer (constrained Horn clauses) per property slice, k-induction as fallback.
+
+For each conjunct of the grounded property, its cone-of-influence slice (coi.py)
+is posed as CHCs over one predicate ``Inv``:
+
+    init(x)                         -> Inv(x)
+    Inv(x) & dom(x) & guard_a(x)    -> Inv(update_a(x))     for each ground action a in the slice
+    Inv(x) & dom(x) & not P(x)      -> false
+
+SAT means Spacer found an inductive invariant; UNSAT means the conjunct is
+violated. Slices equal up to renaming are solved once. The conjunction of the
+slice invariants is the candidate certificate; certificate.py prints it in spec
+syntax and re-checks it on the *whole* machine with an independent query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import z3
+
+from .coi import Slice, canonical_frame, conjuncts, slice_property
+from .encode import Encoding
+
+
+@dataclass
+class ProofAttempt:
+    verdict: str  # "holds" | "violated" | "unknown"
+    invariant: z3.BoolRef | None  # over the base frame, when holds
+    slices: int = 0
+    solved: int = 0  # distinct slices actually sent to Spacer
+    detail: str = ""
+
+
+def spacer_prove(enc: Encoding, prop: z3.BoolRef, *, timeout_ms: int) -> ProofAttempt:
+    parts = conjuncts(prop)
+    cache: dict[str, z3.ExprRef | None | str] = {}
+    invariants: list[z3.BoolRef] = []
+    for part in parts:
+        if z3.is_true(part):
+            continue
+        sl = slice_property(enc, part)
+        if sl.key not in cache:
+            cache[sl.key] = _solve_slice(enc, sl, timeout_ms)
+        found = cache[sl.key]
+        if isinstance(found, str):
+            return ProofAttempt("violated", None, len(parts), len(cache))
+        if found is None:
+            return ProofAttempt("unknown", None, len(parts), len(cache), detail="Spacer gave up (timeout or unknown)")
+        canon = canonical_frame(enc, sl.cells)
+        actual = [enc.base[c] for c in sl.cells]
+        invariants.append(z3.substitute(found, *zip(canon, actual, strict=True)) if actual else found)
+    inv = z3.simplify(z3.And(invariants)) if invariants else z3.BoolVal(True)
+    return ProofAttempt("holds", inv, len(parts), len(cache))  # type: ignore[arg-type]
+
+
+def _solve_slice(enc: Encoding, sl: Slice, timeout_ms: int) -> z3.ExprRef | None | str:
+    x = canonical_frame(enc, sl.cells)
+    pairs = list(zip([enc.base[c] for c in sl.cells], x, strict=True))
+
+    def ren(e: z3.ExprRef) -> z3.ExprRef:
+        return z3.substitute(e, *pairs) if pairs else e
+
+    sorts = [v.sort() for v in x]
+    inv = z3.Function("Inv", *sorts, z3.BoolSort())
+    dom = ren(enc.domain_constraint(enc.base, sl.cells))
+    s = z3.SolverFor("HORN")
+    s.set("timeout", timeout_ms)
+    init_vals = [enc.init_values[c] for c in sl.cells]
+    s.add(inv(*[z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v) for v in init_vals]))
+    for ga in sl.actions:
+        nxt = [ren(ga.updates.get(c, enc.base[c])) for c in sl.cells]
+        body = z3.And(inv(*x), dom, ren(ga.guard))
+        s.add(z3.ForAll(x, z3.Implies(body, inv(*nxt))) if x else z3.Implies(body, inv(*nxt)))
+    bad = z3.And(inv(*x), dom, z3.Not(ren(sl.prop)))
+    s.add(z3.ForAll(x, z3.Not(bad)) if x else z3.Not(bad))
+    res = s.check()
+    if res == z3.unsat:
+        return "violated"
+    if res != z3.sat:
+        return None
+    interp = s.model()[inv]
+    body = interp.else_value() if isinstance(interp, z3.FuncInterp) else interp
+    # Spacer's interpretation is over de Bruijn variables: Var(i) is the i-th argument.
+    return z3.substitute_vars(body, *x) if x else body
+
+
+def k_induction(enc: Encoding, prop: z3.BoolRef, *, max_k: int, timeout_ms: int) -> tuple[int | None, str]:
+    """Smallest k <= max_k for which ``prop`` is k-inductive (base case checked up to k too)."""
+    frames = [enc.frame(f"#{i}") for i in range(max_k + 1)]
+
+    def p(i: int) -> z3.BoolRef:
+        return enc.substitute(prop, frames[i])  # type: ignore[return-value]
+
+    def step(i: int) -> z3.BoolRef:
+        return enc.step_relation(frames[i], frames[i + 1], z3.Int(f"pick#{i}"))
+
+    base = z3.Solver()
+    base.set("timeout", timeout_ms)
+    base.add(enc.init(frames[0]))
+    ind = z3.Solver()
+    ind.set("timeout", timeout_ms)
+    for k in range(1, max_k + 1):
+        base.push()
+        base.add(z3.Not(p(k - 1)))
+        r = base.check()
+        base.pop()
+        if r != z3.unsat:
+            return None, "violated" if r == z3.sat else "unknown"
+        base.add(p(k - 1), step(k - 1))
+        ind.add(enc.domain_constraint(frames[k - 1]), p(k - 1), step(k - 1))
+        ind.push()
+        ind.add(z3.Not(p(k)))
+        r = ind.check()
+        ind.pop()
+        if r == z3.unsat:
+            return k, "holds"
+    return None, "unknown"

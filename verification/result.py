@@ -1,0 +1,59 @@
+"""What every engine returns: one verdict per property, with its evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from racefree.spec import ir, values
+from racefree.spec.values import State
+
+VerdictT = Literal["holds", "violated", "unknown"]
+MethodT = Literal["proof", "bmc", "explicit", "lasso", "k-induction"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a trace: the action taken (None for the initial state) and the state after it."""
+
+    action: str | None
+    args: tuple[Any, ...]
+    state: State
+
+
+@dataclass
+class Result:
+    machine: ir.Machine
+    prop: str
+    verdict: VerdictT
+    method: MethodT
+    bound: int | None  # None = unbounded
+    seconds: float = 0.0
+    trace: list[Step] | None = None
+    replayed: bool = False
+    certificate: str | None = None
+    states: int | None = None
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def expected(self) -> ir.Verdict | None:
+        return self.machine.expected(self.prop)
+
+    @property
+    def matches(self) -> bool:
+        return self.verdict == (self.expected or "holds")
+
+    def trace_json(self) -> list[dict[str, Any]] | None:
+        if self.trace is None:
+            return None
+        out = []
+        for i, st in enumerate(self.trace):
+            role = self.machine.action(st.action).role if st.action else None
+            args: dict[str, Any] = {}
+            if st.action:
+                a = self.machine.action(st.action)
+                args = {p.name: values.to_json(p.ty, x) for p, x in zip(a.params, st.args, strict=True)}  # type: ignore[arg-type]
+            out.append({"step": i, "role": role, "action": st.action, "args": args,
+                        "state": values.state_json(self.machine, st.state)})
+        return out
