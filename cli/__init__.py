@@ -1,0 +1,1 @@
+"""The `racefree` command line: check, explain, show, codes."""

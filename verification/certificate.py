@@ -61,6 +61,8 @@ class _Printer:
             return self.wrap(" or ".join(self.p(c, 3) for c in e.children()), 2, ctx)
         if z3.is_implies(e):
             return self.wrap(f"{self.p(e.arg(0), 2)} implies {self.p(e.arg(1), 1)}", 1, ctx)
+        if z3.is_not(e) and not (z3.is_or(e.arg(0)) or z3.is_implies(e.arg(0))):
+            return self.atom(e, ctx)  # a negated atom: print the values that satisfy it
         if z3.is_not(e):
             return self.wrap(f"not {self.p(e.arg(0), 4)}", 4, ctx)
         if z3.is_eq(e) and z3.is_bool(e.arg(0)):

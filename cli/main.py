@@ -1,0 +1,186 @@
+"""`racefree` command line.
+
+Exit codes: 0 when every verdict matches its expectation, 1 when one does not,
+2 on bad input (a spec error, a missing file): then a located, coded message
+and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from racefree.spec import errors, ir
+from racefree.spec.loader import load_file
+from racefree.spec.printer import show
+
+from . import render
+
+
+def bundled_specs() -> list[Path]:
+    root = resources.files("racefree.spec")
+    found: list[Path] = []
+    for sub in ("examples", "protocols"):
+        d = root.joinpath(sub)
+        if d.is_dir():
+            found += sorted(Path(str(p)) for p in d.iterdir() if p.name.endswith(".rf"))
+    return found
+
+
+class Progress:
+    """A one-line status on stderr, shown only on a terminal and only once work has taken over a second."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.shown = False
+
+    def reset(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled and time.monotonic() - self.started > 1.0:
+            sys.stderr.write("\r\033[K" + message[:120])
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = False
+
+
+def _load(paths: list[Path]) -> list[ir.SpecFile]:
+    return [load_file(p) for p in paths]
+
+
+def _display_path(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from racefree.verification.engine import MachineChecker, Options
+
+    paths = [Path(p) for p in args.paths] or bundled_specs()
+    files = _load(paths)  # every file parses and type-checks before any verdict is printed
+    progress = Progress(not args.json)
+    opt = Options(engine=args.engine, depth=args.depth, timeout=args.timeout, progress=progress)
+    results = []
+    for f in files:
+        for m in f.machines:
+            if args.machine and m.name not in args.machine:
+                continue
+            progress.reset()
+            for r in MachineChecker(m, opt).check_all():
+                results.append((_display_path(Path(f.path)), r))
+    progress.clear()
+    ok = all(r.matches for _, r in results)
+    if args.json:
+        print(json.dumps([render.result_json(p, r) for p, r in results], indent=2))
+        return 0 if ok else 1
+    print(render.results_table(results))
+    for path, r in results:
+        if r.trace is not None and not args.quiet:
+            print(f"\n{path}: {r.machine.name}.{r.prop} violated ({r.method}, {len(r.trace) - 1} steps):")
+            print(render.trace_table(r))
+        if args.certificates and r.certificate:
+            print(f"\n{path}: {r.machine.name}.{r.prop} holds; inductive invariant:\n  {r.certificate}")
+    bad = [r for _, r in results if not r.matches]
+    print(f"\n{len(results)} properties, {len(results) - len(bad)} as expected, {len(bad)} not as expected")
+    return 0 if ok else 1
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from racefree.verification.engine import MachineChecker, Options
+
+    f = load_file(args.file)
+    m = next((m for m in f.machines if m.name == args.machine), None)
+    if m is None:
+        raise errors.unknown_name(errors.Loc(args.file, 1, 1), args.machine, "machine", [x.name for x in f.machines])
+    if args.property not in [i.name for i in m.invariants]:
+        raise errors.unknown_property(m.loc, args.property, [i.name for i in m.invariants])
+    progress = Progress(True)
+    r = MachineChecker(m, Options(engine=args.engine, depth=args.depth, timeout=args.timeout,
+                                  progress=progress)).check(args.property)
+    progress.clear()
+    if r.trace is None:
+        print(f"%% {m.name}.{args.property}: {r.verdict} ({r.method}); no counterexample to draw")
+        if r.certificate:
+            print("%% inductive invariant:\n%% " + r.certificate.replace("\n", "\n%% "))
+        return 0 if r.matches else 1
+    print(render.mermaid(r), end="")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    f = load_file(args.file)
+    for m in f.machines:
+        if not args.machine or m.name == args.machine:
+            print(show(m))
+    return 0
+
+
+def cmd_codes(args: argparse.Namespace) -> int:
+    for code, title in errors.CATALOG.items():
+        print(f"{code}  {title}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="racefree", description="Prove, refute and explain protocol state machines.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def engine_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--engine", choices=["auto", "prove", "bmc", "explicit"], default="auto",
+                        help="auto: Spacer proof, else shortest BMC counterexample (default)")
+        sp.add_argument("--depth", type=int, default=30, help="BMC depth bound (default 30)")
+        sp.add_argument("--timeout", type=float, default=60.0, help="seconds per solver call (default 60)")
+
+    c = sub.add_parser("check", help="check every invariant of every machine against its expect line")
+    c.add_argument("paths", nargs="*", help="spec files (default: the bundled specs)")
+    c.add_argument("--json", action="store_true", help="print one JSON object per property")
+    c.add_argument("--machine", action="append", help="only this machine (repeatable)")
+    c.add_argument("--quiet", action="store_true", help="no trace tables")
+    c.add_argument("--certificates", action="store_true", help="print the inductive invariant of each proof")
+    engine_opts(c)
+    c.set_defaults(func=cmd_check)
+
+    e = sub.add_parser("explain", help="print a counterexample as a Mermaid sequence diagram")
+    e.add_argument("file")
+    e.add_argument("machine")
+    e.add_argument("property")
+    engine_opts(e)
+    e.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("show", help="print machines with their variants merged, in spec syntax")
+    s.add_argument("file")
+    s.add_argument("machine", nargs="?")
+    s.set_defaults(func=cmd_show)
+
+    k = sub.add_parser("codes", help="list the error codes")
+    k.set_defaults(func=cmd_codes)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except errors.SpecError as exc:
+        print(exc.diagnostic.render(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

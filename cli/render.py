@@ -1,0 +1,105 @@
+"""Human output: result tables, counterexample trace tables, Mermaid sequence diagrams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from racefree.spec import ir, values
+from racefree.verification.result import Result, Step
+
+
+def _cells(m: ir.Machine, state: tuple[Any, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for var, v in zip(m.vars, state, strict=True):
+        out.update(values.cells(var, v))
+    return out
+
+
+def _compress(m: ir.Machine, cells: dict[str, str]) -> list[str]:
+    """Initial-state cells, with a map whose entries are all equal shown once as name[*]."""
+    out = []
+    for var in m.vars:
+        mine = [(k, v) for k, v in cells.items() if k == var.name or k.startswith(var.name + "[")]
+        if len(mine) > 1 and len({v for _, v in mine}) == 1:
+            out.append(f"{var.name}[*] = {mine[0][1]}")
+        else:
+            out += [f"{k} = {v}" for k, v in mine]
+    return out
+
+
+def action_label(m: ir.Machine, step: Step) -> str:
+    if step.action is None:
+        return "(initial state)"
+    a = m.action(step.action)
+    return f"{a.name}({values.show_args(a, step.args)})" if a.params else a.name
+
+
+def changes(m: ir.Machine, trace: list[Step]) -> list[list[str]]:
+    """Per step, the cells that changed (all cells, compressed, for the initial state)."""
+    rows = []
+    prev: dict[str, str] | None = None
+    for st in trace:
+        cur = _cells(m, st.state)
+        if prev is None:
+            rows.append(_compress(m, cur))
+        else:
+            rows.append([f"{k} = {v}" for k, v in cur.items() if prev.get(k) != v])
+        prev = cur
+    return rows
+
+
+def trace_table(r: Result) -> str:
+    assert r.trace is not None
+    m = r.machine
+    rows = [("step", "role", "action", "changes")]
+    for i, (st, ch) in enumerate(zip(r.trace, changes(m, r.trace), strict=True)):
+        role = m.action(st.action).role if st.action else "-"
+        rows.append((str(i), role, action_label(m, st), ", ".join(ch) or "(no change)"))
+    widths = [max(len(row[c]) for row in rows) for c in range(3)]
+    lines = ["  " + "  ".join(row[c].ljust(widths[c]) for c in range(3)) + "  " + row[3] for row in rows]
+    lines.insert(1, "  " + "  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    lines.append(f"  -> '{r.prop}' is violated after step {len(r.trace) - 1}"
+                 + (" (replayed through the interpreter)" if r.replayed else ""))
+    return "\n".join(lines)
+
+
+def mermaid(r: Result) -> str:
+    """The counterexample as a Mermaid sequenceDiagram whose lanes are the roles, plus the shared state."""
+    assert r.trace is not None
+    m = r.machine
+    lines = ["sequenceDiagram", f"    title {m.name}: {r.prop} violated in {len(r.trace) - 1} steps"]
+    for role in m.roles:
+        lines.append(f"    participant {role}")
+    lines.append("    participant state as shared state")
+    ch = changes(m, r.trace)
+    lines.append(f"    Note over state: {'<br/>'.join(ch[0])}")
+    for i, st in enumerate(r.trace[1:], start=1):
+        role = m.action(st.action).role  # type: ignore[arg-type]
+        lines.append(f"    {role}->>state: {i}. {action_label(m, st)}")
+        if ch[i]:
+            lines.append(f"    Note right of state: {'<br/>'.join(ch[i])}")
+    lines.append(f"    Note over state: {r.prop} violated")
+    return "\n".join(lines) + "\n"
+
+
+def results_table(results: list[tuple[str, Result]]) -> str:
+    head = ("file", "machine", "property", "verdict", "expected", "method", "bound", "seconds")
+    rows = [head]
+    for path, r in results:
+        expected = r.expected or "holds"
+        mark = "ok" if r.matches else "MISMATCH"
+        rows.append((path, r.machine.name, r.prop, r.verdict, f"{expected} ({mark})", r.method,
+                     "unbounded" if r.bound is None else str(r.bound), f"{r.seconds:.2f}"))
+    widths = [max(len(row[c]) for row in rows) for c in range(len(head))]
+    out = ["  ".join(row[c].ljust(widths[c]) for c in range(len(head))).rstrip() for row in rows]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def result_json(path: str, r: Result) -> dict[str, Any]:
+    return {
+        "file": path, "machine": r.machine.name, "property": r.prop, "kind": "invariant",
+        "verdict": r.verdict, "method": r.method, "bound": r.bound, "seconds": round(r.seconds, 4),
+        "expected": r.expected, "trace": r.trace_json(), "certificate": r.certificate, "states": r.states,
+        "replayed": r.replayed if r.trace is not None else None, "detail": r.detail,
+    }
