@@ -77,6 +77,8 @@ class _Printer:
         return sorted(self.enc.free_cells(e))
 
     def atom(self, e: z3.ExprRef, ctx: int) -> str:
+        if z3.is_quantifier(e):
+            raise CertificateRejected("the invariant is quantified; only quantifier-free invariants are printed")
         cells = self.cells_of(e)
         if z3.is_const(e) and len(cells) == 1 and self.enc.cells[cells[0]].is_bool:
             return self.wrap(self.enc.cells[cells[0]].name, 5, ctx)
@@ -91,7 +93,10 @@ class _Printer:
 
     def _holds(self, e: z3.ExprRef, cells: list[int], vs: tuple) -> bool:
         subst = [(self.enc.base[c], z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)) for c, v in zip(cells, vs, strict=True)]
-        return z3.is_true(z3.simplify(z3.substitute(e, *subst)))
+        value = z3.simplify(z3.substitute(e, *subst))
+        if not (z3.is_true(value) or z3.is_false(value)):
+            raise CertificateRejected(f"cannot print {e} in spec syntax (it does not evaluate on cells)")
+        return z3.is_true(value)
 
     def _value(self, cell: int, v: int | bool) -> str:
         c = self.enc.cells[cell]

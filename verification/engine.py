@@ -19,7 +19,7 @@ from racefree.spec import ir
 from racefree.spec.interp import Interpreter
 
 from . import bmc as bmc_mod
-from .certificate import recheck, to_spec
+from .certificate import CertificateRejected, recheck, to_spec
 from .encode import Encoding
 from .explicit import explore
 from .prove import k_induction, spacer_prove
@@ -81,21 +81,31 @@ class MachineChecker:
         self.opt.progress(f"{self.m.name}.{prop}: Spacer")
         formula = self.enc.invariant(inv, self.enc.base)
         attempt = spacer_prove(self.enc, formula, timeout_ms=self.opt.timeout_ms)
+        rejected = ""
         if attempt.verdict == "holds":
             assert attempt.invariant is not None
-            text = to_spec(attempt.invariant, self.enc)
             self.opt.progress(f"{self.m.name}.{prop}: re-checking certificate")
-            recheck(self.enc, text, inv, timeout_ms=self.opt.timeout_ms)
-            detail = f"{attempt.slices} conjunct(s), {attempt.solved} distinct slice(s) solved by Spacer"
-            return Result(self.m, prop, "holds", "proof", None, certificate=text, detail=detail)
+            try:
+                text = to_spec(attempt.invariant, self.enc)
+                recheck(self.enc, text, inv, timeout_ms=self.opt.timeout_ms)
+            except CertificateRejected as exc:
+                # Never report an unchecked proof: fall back to the other engines.
+                rejected = f"Spacer's invariant was rejected ({exc}); "
+            else:
+                detail = f"{attempt.slices} conjunct(s), {attempt.solved} distinct slice(s) solved by Spacer"
+                return Result(self.m, prop, "holds", "proof", None, certificate=text, detail=detail)
         if attempt.verdict == "violated":
             return self._bmc(prop, until_found=True)
         self.opt.progress(f"{self.m.name}.{prop}: k-induction")
         k, verdict = k_induction(self.enc, formula, max_k=min(self.opt.depth, 10), timeout_ms=self.opt.timeout_ms)
         if k is not None:
-            return Result(self.m, prop, "holds", "k-induction", None,
-                          certificate=f"{prop} is {k}-inductive (checked: base case and step at k={k})")
-        return self._bmc(prop)
+            return Result(self.m, prop, "holds", "k-induction", None, detail=rejected.rstrip("; "),
+                          certificate=f"{prop} is {k}-inductive (base case and step re-checked at k={k})")
+        if verdict == "violated":
+            return self._bmc(prop, until_found=True)
+        res = self._explicit([prop])[0]
+        res.detail = rejected + res.detail
+        return res
 
     def _bmc(self, prop: str, until_found: bool = False) -> Result:
         depth = self.opt.depth * (4 if until_found else 1)

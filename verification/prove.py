@@ -66,12 +66,19 @@ def _solve_slice(enc: Encoding, sl: Slice, timeout_ms: int) -> z3.ExprRef | None
     dom = ren(enc.domain_constraint(enc.base, sl.cells))
     s = z3.SolverFor("HORN")
     s.set("timeout", timeout_ms)
+    # Inlining rules makes Z3 translate the model back with existential
+    # quantifiers over eliminated variables; we need a printable, ground invariant.
+    s.set("xform.inline_eager", False)
+    s.set("xform.inline_linear", False)
     init_vals = [enc.init_values[c] for c in sl.cells]
     s.add(inv(*[z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v) for v in init_vals]))
+    # Explicit next-state variables (not update terms in the head) keep Spacer's
+    # invariants quantifier-free, which the certificate printer needs.
+    y = canonical_frame(enc, sl.cells, "'")
     for ga in sl.actions:
         nxt = [ren(ga.updates.get(c, enc.base[c])) for c in sl.cells]
-        body = z3.And(inv(*x), dom, ren(ga.guard))
-        s.add(z3.ForAll(x, z3.Implies(body, inv(*nxt))) if x else z3.Implies(body, inv(*nxt)))
+        body = z3.And(inv(*x), dom, ren(ga.guard), *[a == b for a, b in zip(y, nxt, strict=True)])
+        s.add(z3.ForAll(x + y, z3.Implies(body, inv(*y))) if x else z3.Implies(body, inv(*y)))
     bad = z3.And(inv(*x), dom, z3.Not(ren(sl.prop)))
     s.add(z3.ForAll(x, z3.Not(bad)) if x else z3.Not(bad))
     res = s.check()

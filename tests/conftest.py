@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from racefree.cli.main import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "tests" / "specs"
+EXAMPLES = ROOT / "spec" / "examples"
+
+
+def normalise(text: str) -> str:
+    """Transcripts without timings or column padding, so goldens are stable across machines."""
+    text = re.sub(r"\b\d+\.\d\d\b", "#.##", text)
+    return "\n".join(re.sub(r"  +", "  ", line).rstrip() for line in text.splitlines()) + "\n"
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    def run(*argv: str) -> tuple[int, str, str]:
+        monkeypatch.chdir(ROOT)
+        code = main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
