@@ -58,14 +58,7 @@ def _co(a: Any, b: Any) -> Any:
     return b if a is None else a
 
 
-def _put(m: tuple[Any, ...], upd: dict[int, Any]) -> tuple[Any, ...]:
-    lst = list(m)
-    for i, v in upd.items():
-        lst[i] = v
-    return tuple(lst)
-
-
-_RUNTIME = {"_ix": _ix, "_chk": _chk, "_chkset": _chkset, "_co": _co, "_put": _put,
+_RUNTIME = {"_ix": _ix, "_chk": _chk, "_chkset": _chkset, "_co": _co,
             "_Undefined": Undefined, "_EMPTY": frozenset()}
 
 
@@ -249,34 +242,34 @@ class Interpreter:
                 key = target.base.ty.key
                 n = len(ir.domain(key))
                 idx = self._src.expr(target.index)
-                out.append(f"{indent}_k = {idx} - {_lo(key)}")
-                out.append(f"{indent}if not 0 <= _k < {n}: raise _Undefined")
-                out.append(f"{indent}u_{target.base.id}[_k] = {value}")
+                name = target.base.id
+                if ir.fits(target.index.ty, key):  # type: ignore[arg-type]
+                    out.append(f"{indent}_k = {idx} - {_lo(key)}" if _lo(key) else f"{indent}_k = {idx}")
+                else:
+                    out.append(f"{indent}_k = {idx} - {_lo(key)}")
+                    out.append(f"{indent}if not 0 <= _k < {n}: raise _Undefined")
+                # Later statements see the old state (v_*); n_* accumulates the new one.
+                out.append(f"{indent}n_{name} = n_{name}[:_k] + ({value},) + n_{name}[_k + 1:]")
 
-    def _assigned(self, stmts: tuple[ir.Stmt, ...], acc: dict[str, bool]) -> dict[str, bool]:
+    def _assigned(self, stmts: tuple[ir.Stmt, ...], acc: set[str]) -> set[str]:
         for s in stmts:
             if isinstance(s, ir.If):
                 self._assigned(s.then, acc)
                 self._assigned(s.else_, acc)
             else:
-                acc[s.target.id if isinstance(s.target, ir.Name) else s.target.base.id] = isinstance(s.target, ir.Index)  # type: ignore[union-attr]
+                acc.add(s.target.id if isinstance(s.target, ir.Name) else s.target.base.id)  # type: ignore[union-attr]
         return acc
 
     def _body(self, a: ir.Action, indent: str, on_disabled: str, on_enabled: str) -> list[str]:
         guard = " and ".join(f"{self._src.expr(r)}" for r in a.requires) or "True"
-        assigned = self._assigned(a.body, {})
+        assigned = self._assigned(a.body, set())
         lines = [f"{indent}try:", f"{indent}    if not ({guard}): {on_disabled}"]
-        for name, is_map in assigned.items():
-            lines.append(f"{indent}    {'u' if is_map else 'n'}_{name} = {{}}" if is_map else f"{indent}    n_{name} = v_{name}")
+        for name in sorted(assigned):
+            lines.append(f"{indent}    n_{name} = v_{name}")
         self._stmts(a.body, indent + "    ", lines)
         parts = []
         for v in self.machine.vars:
-            if v.name not in assigned:
-                parts.append(f"v_{v.name}")
-            elif assigned[v.name]:
-                parts.append(f"(_put(v_{v.name}, u_{v.name}) if u_{v.name} else v_{v.name})")
-            else:
-                parts.append(f"n_{v.name}")
+            parts.append(f"n_{v.name}" if v.name in assigned else f"v_{v.name}")
         new = "(" + "".join(p + ", " for p in parts) + ")"
         lines.append(f"{indent}    {on_enabled.format(new=new)}")
         lines.append(f"{indent}except _Undefined:")

@@ -28,6 +28,7 @@ def bmc(enc: Encoding, prop: str, max_depth: int, *, timeout_ms: int = 0,
         solver.add(z3.Not(enc.invariant(inv, frames[depth])))
         res = solver.check()
         if res == z3.sat:
+            _lexmin(solver, choices)
             return _decode(enc, solver.model(), frames, choices), depth, False
         solver.pop()
         if res == z3.unknown:
@@ -42,6 +43,29 @@ def bmc(enc: Encoding, prop: str, max_depth: int, *, timeout_ms: int = 0,
         frames.append(nxt)
         choices.append(pick)
     return None, max_depth, False
+
+
+def _lexmin(solver: z3.Solver, choices: list[z3.ArithRef]) -> None:
+    """Fix each step's action to the smallest index that still reaches the violation.
+
+    Transitions are deterministic once the ground action is chosen, so this makes
+    the reported trace canonical: the same spec gives the same trace whatever
+    order Z3 happened to explore in. Leaves the solver SAT with that model.
+    """
+    for pick in choices:
+        lo, hi = 0, solver.model().eval(pick, model_completion=True).as_long()
+        while lo < hi:
+            mid = (lo + hi) // 2
+            solver.push()
+            solver.add(pick <= mid)
+            found = solver.check() == z3.sat
+            if found:
+                hi = solver.model().eval(pick, model_completion=True).as_long()
+            solver.pop()
+            if not found:
+                lo = mid + 1
+        solver.add(pick == lo)
+        solver.check()
 
 
 def _decode(enc: Encoding, model: z3.ModelRef, frames: list[list[z3.ExprRef]],

@@ -1,0 +1,43 @@
+"""Architecture contracts: z3 stays inside verification/, the spec layer imports nothing above it."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+LAYERS = ["spec", "codegen", "runtime", "cli", "verification"]
+
+
+def _imports(path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def test_z3_only_in_verification() -> None:
+    for layer in LAYERS:
+        if layer == "verification":
+            continue
+        for path in (ROOT / layer).rglob("*.py"):
+            assert not any(m == "z3" or m.startswith("z3.") for m in _imports(path)), path
+
+
+def test_spec_depends_on_nothing_above_it() -> None:
+    for path in (ROOT / "spec").rglob("*.py"):
+        for mod in _imports(path):
+            assert not mod.startswith(("racefree.verification", "racefree.cli", "racefree.codegen",
+                                       "racefree.runtime")), (path, mod)
+
+
+def test_importing_spec_and_runtime_does_not_load_z3() -> None:
+    code = ("import sys, racefree.spec.loader, racefree.spec.interp, racefree.runtime; "
+            "sys.exit(1 if 'z3' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
