@@ -1,4 +1,12 @@
-"""Bounded model checking by incremental unrolling; the first SAT depth is the shortest counterexample."""
+"""Bounded model checking by incremental unrolling; the first SAT depth is the shortest counterexample.
+
+The property is split into conjuncts and each distinct cone-of-influence slice
+(coi.py) is unrolled on its own, in lockstep by depth, so the first violation
+found is a shortest one overall while each query only mentions the cells that
+matter. The winning action sequence is then made canonical (lexicographically
+least) and re-played on the *full* encoding to recover every state, which the
+interpreter re-checks afterwards (replay.py).
+"""
 
 from __future__ import annotations
 
@@ -6,52 +14,78 @@ from collections.abc import Callable
 
 import z3
 
+from .coi import Slice, conjuncts, slice_property
 from .encode import Encoding
 from .result import Step
+
+
+class _Unrolling:
+    """One slice's incremental BMC solver."""
+
+    def __init__(self, enc: Encoding, sl: Slice, timeout_ms: int) -> None:
+        self.enc = enc
+        self.cells = tuple(sl.cells)
+        self.prop = sl.prop
+        self.solver = z3.Solver()
+        if timeout_ms:
+            self.solver.set("timeout", timeout_ms)
+        self.frames = [enc.frame("@0")]
+        self.picks: list[z3.ArithRef] = []
+        x = self.frames[0]
+        self.solver.add(*[x[c] == _val(enc.init_values[c]) for c in self.cells])
+
+    def violated_at(self, depth: int) -> z3.CheckSatResult:
+        self.solver.push()
+        self.solver.add(z3.Not(self.enc.substitute(self.prop, self.frames[depth])))
+        res = self.solver.check()
+        if res != z3.sat:
+            self.solver.pop()
+        return res
+
+    def extend(self, depth: int) -> None:
+        # The conjunct held at every depth so far: assume it, which prunes the next query.
+        self.solver.add(self.enc.substitute(self.prop, self.frames[depth]))
+        nxt = self.enc.frame(f"@{depth + 1}")  # full length; only the slice's cells are constrained
+        pick = z3.Int(f"action@{depth + 1}")
+        self.solver.add(self.enc.step_relation(self.frames[depth], nxt, pick, self.cells))
+        self.frames.append(nxt)
+        self.picks.append(pick)
 
 
 def bmc(enc: Encoding, prop: str, max_depth: int, *, timeout_ms: int = 0,
         on_depth: Callable[[int], None] | None = None) -> tuple[list[Step] | None, int, bool]:
     """Search depths 0..max_depth. Returns (trace or None, depth reached, timed_out)."""
-    m = enc.machine
-    inv = m.invariant(prop).expr
-    solver = z3.Solver()
-    if timeout_ms:
-        solver.set("timeout", timeout_ms)
-    frames = [enc.frame("@0")]
-    choices: list[z3.ArithRef] = []
-    solver.add(enc.init(frames[0]))
+    formula = enc.invariant(enc.machine.invariant(prop).expr, enc.base)
+    slices: dict[str, Slice] = {}
+    for part in conjuncts(formula):
+        if not z3.is_true(part):
+            sl = slice_property(enc, part)
+            slices.setdefault(sl.key, sl)
+    runs = [_Unrolling(enc, sl, timeout_ms) for sl in slices.values()]
     for depth in range(max_depth + 1):
         if on_depth:
             on_depth(depth)
-        solver.push()
-        solver.add(z3.Not(enc.invariant(inv, frames[depth])))
-        res = solver.check()
-        if res == z3.sat:
-            _lexmin(solver, choices)
-            return _decode(enc, solver.model(), frames, choices), depth, False
-        solver.pop()
-        if res == z3.unknown:
-            return None, depth - 1, True
-        if depth == max_depth:
-            break
-        # The property held at every depth so far: assume it, which prunes the next query.
-        solver.add(enc.invariant(inv, frames[depth]))
-        nxt = enc.frame(f"@{depth + 1}")
-        pick = z3.Int(f"action@{depth + 1}")
-        solver.add(enc.step_relation(frames[depth], nxt, pick))
-        frames.append(nxt)
-        choices.append(pick)
+        for run in runs:
+            res = run.violated_at(depth)
+            if res == z3.sat:
+                picks = _lexmin(run.solver, run.picks)
+                return _full_trace(enc, picks), depth, False
+            if res == z3.unknown:
+                return None, depth - 1, True
+        if depth < max_depth:
+            for run in runs:
+                run.extend(depth)
     return None, max_depth, False
 
 
-def _lexmin(solver: z3.Solver, choices: list[z3.ArithRef]) -> None:
+def _lexmin(solver: z3.Solver, choices: list[z3.ArithRef]) -> list[int]:
     """Fix each step's action to the smallest index that still reaches the violation.
 
     Transitions are deterministic once the ground action is chosen, so this makes
     the reported trace canonical: the same spec gives the same trace whatever
-    order Z3 happened to explore in. Leaves the solver SAT with that model.
+    order Z3 happened to explore in.
     """
+    out = []
     for pick in choices:
         lo, hi = 0, solver.model().eval(pick, model_completion=True).as_long()
         while lo < hi:
@@ -66,12 +100,26 @@ def _lexmin(solver: z3.Solver, choices: list[z3.ArithRef]) -> None:
                 lo = mid + 1
         solver.add(pick == lo)
         solver.check()
+        out.append(lo)
+    return out
 
 
-def _decode(enc: Encoding, model: z3.ModelRef, frames: list[list[z3.ExprRef]],
-            choices: list[z3.ArithRef]) -> list[Step]:
+def _full_trace(enc: Encoding, picks: list[int]) -> list[Step]:
+    """Every full state along a fixed action sequence, decoded from the full encoding."""
+    solver = z3.Solver()
+    frames = [enc.frame(f"#{k}") for k in range(len(picks) + 1)]
+    solver.add(enc.init(frames[0]))
+    for k, i in enumerate(picks):
+        solver.add(enc.step_relation(frames[k], frames[k + 1], z3.IntVal(i)))
+    if solver.check() != z3.sat:
+        raise AssertionError("a slice counterexample does not extend to the full machine")
+    model = solver.model()
     trace = [Step(None, (), enc.decode(model, frames[0]))]
-    for k, pick in enumerate(choices, start=1):
-        ga = enc.actions[model.eval(pick, model_completion=True).as_long()]
+    for k, i in enumerate(picks, start=1):
+        ga = enc.actions[i]
         trace.append(Step(ga.action.name, ga.args, enc.decode(model, frames[k])))
     return trace
+
+
+def _val(v: int | bool) -> z3.ExprRef:
+    return z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)

@@ -76,6 +76,7 @@ class Encoding:
         for v in m.vars:
             self.layout[v.name] = self._alloc(v.name, v.name, v.ty)  # type: ignore[arg-type]
         self.base = self.frame("")
+        self._steps: dict[tuple[int, ...] | None, tuple[z3.BoolRef, z3.ArithRef, list[z3.ExprRef]]] = {}
         self.init_values = self._initial_values()
         self.actions = [ga for a in m.actions for ga in self._ground(a)]
         for ga in self.actions:
@@ -157,23 +158,32 @@ class Encoding:
         parts = [ga.guard] + [post[i] == ga.updates.get(i, self.base[i]) for i in keep]
         return self.substitute(z3.And(parts), pre)  # type: ignore[return-value]
 
-    def step_relation(self, pre: Sequence[z3.ExprRef], post: Sequence[z3.ExprRef],
-                      pick: z3.ArithRef) -> z3.BoolRef:
-        """pre -> post under the ground action numbered ``pick`` (selector encoding, linear in the updates)."""
-        if not hasattr(self, "_step"):
+    def step_relation(self, pre: Sequence[z3.ExprRef], post: Sequence[z3.ExprRef], pick: z3.ArithRef,
+                      cells: tuple[int, ...] | None = None) -> z3.BoolRef:
+        """pre -> post under the ground action numbered ``pick`` (selector encoding, linear in the updates).
+
+        With ``cells``, only those cells are constrained and only actions writing one of them
+        may be picked (a cone-of-influence slice; see coi.py). Frames are always full length.
+        """
+        key = cells
+        if key not in self._steps:
+            keep = range(len(self.cells)) if cells is None else cells
+            wanted = set(keep)
+            chosen = [i for i, ga in enumerate(self.actions) if cells is None or wanted.intersection(ga.updates)]
             sel = z3.Int("pick")
             nxt = self.frame("'")
-            parts: list[z3.BoolRef] = [z3.And(sel >= 0, sel < len(self.actions))]
-            parts += [z3.Implies(sel == i, ga.guard) for i, ga in enumerate(self.actions)]
-            for c in range(len(self.cells)):
+            parts: list[z3.BoolRef] = [z3.Or([sel == i for i in chosen]) if chosen else z3.BoolVal(False)]
+            parts += [z3.Implies(sel == i, self.actions[i].guard) for i in chosen]
+            for c in keep:
                 value: z3.ExprRef = self.base[c]
-                for i, ga in enumerate(self.actions):
-                    if c in ga.updates:
-                        value = z3.If(sel == i, ga.updates[c], value)
+                for i in chosen:
+                    if c in self.actions[i].updates:
+                        value = z3.If(sel == i, self.actions[i].updates[c], value)
                 parts.append(nxt[c] == value)
-            self._step = (z3.And(parts), sel, nxt)
-        rel, sel, nxt = self._step
-        pairs = [*zip(self.base, pre, strict=True), *zip(nxt, post, strict=True), (sel, pick)]
+            self._steps[key] = (z3.And(parts), sel, nxt)
+        rel, sel, nxt = self._steps[key]
+        idx = range(len(self.cells)) if cells is None else cells
+        pairs = [(self.base[c], pre[c]) for c in idx] + [(nxt[c], post[c]) for c in idx] + [(sel, pick)]
         return z3.substitute(rel, *pairs)  # type: ignore[return-value]
 
     def invariant(self, e: ir.Expr, frame: Sequence[z3.ExprRef]) -> z3.BoolRef:

@@ -1,0 +1,91 @@
+"""The CLI's contract: JSON shape, exit codes, explain output, bundled specs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+KEYS = {"file", "machine", "property", "kind", "verdict", "method", "bound", "seconds", "expected",
+        "trace", "certificate", "states"}
+
+
+def test_json_reports_proofs_and_replayed_counterexamples(run_cli) -> None:
+    code, out, _ = run_cli("check", "--json", "spec/examples/slots.rf")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["machine"] for r in rows] == ["Slots", "SlotsForgetfulConsume"]
+    for r in rows:
+        assert KEYS <= set(r)
+        assert r["kind"] == "invariant"
+    proof, cex = rows
+    assert proof["verdict"] == "holds" and proof["method"] == "proof" and proof["bound"] is None
+    assert "fin[0]" in proof["certificate"]
+    assert cex["verdict"] == "violated" and cex["method"] == "bmc" and cex["replayed"] is True
+    trace = cex["trace"]
+    assert len(trace) == 6 and cex["bound"] == 5
+    assert trace[0]["action"] is None and trace[0]["role"] is None
+    assert [s["action"] for s in trace[1:]] == ["claim", "finalise", "consume", "claim", "finalise"]
+    assert {s["role"] for s in trace[1:]} == {"writer", "reader"}
+    last = trace[-1]["state"]["fin"]
+    assert any(len(v) == 2 for v in last.values())
+
+
+def test_mismatch_exits_1(run_cli, tmp_path) -> None:
+    spec = tmp_path / "wrong.rf"
+    spec.write_text("machine M\n  var x: 0..3 = 0\n  action inc\n    x := x + 1\n"
+                    "  invariant small: x < 3\n  expect small holds\n")
+    code, out, _ = run_cli("check", str(spec))
+    assert code == 1
+    assert "MISMATCH" in out and "1 not as expected" in out
+
+
+def test_property_without_expect_must_hold(run_cli, tmp_path) -> None:
+    spec = tmp_path / "noexpect.rf"
+    spec.write_text("machine M\n  var x: 0..3 = 0\n  action inc\n    x := x + 1\n  invariant small: x < 3\n")
+    code, out, _ = run_cli("check", "--json", str(spec))
+    assert code == 1
+    (row,) = json.loads(out)
+    assert row["expected"] is None and row["verdict"] == "violated"
+
+
+def test_missing_file_is_bad_input(run_cli) -> None:
+    code, out, err = run_cli("check", "no/such/file.rf")
+    assert code == 2 and out == ""
+    assert err.startswith("no/such/file.rf:1:1: error[RF002]")
+
+
+def test_explain_prints_mermaid(run_cli) -> None:
+    code, out, _ = run_cli("explain", "spec/examples/peterson.rf", "PetersonTurnFirst", "mutual_exclusion")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "sequenceDiagram"
+    assert "participant process" in out
+    assert sum("process->>state:" in ln for ln in lines) == 6
+    assert lines[-1].strip() == "Note over state: mutual_exclusion violated"
+
+
+@pytest.mark.parametrize("engine", ["auto", "explicit", "bmc"])
+def test_engines_on_bundled_specs(run_cli, engine: str) -> None:
+    code, out, _ = run_cli("check", "--json", "--engine", engine)
+    rows = json.loads(out)
+    assert rows, "bundled specs are found"
+    for r in rows:
+        if engine == "bmc" and r["expected"] != "violated":
+            assert r["verdict"] == "unknown" and r["bound"] == 30  # BMC alone never claims a proof
+        else:
+            assert r["verdict"] == (r["expected"] or "holds"), r
+
+
+def test_console_script_runs_without_traceback_on_bad_spec(tmp_path) -> None:
+    bad = tmp_path / "bad.rf"
+    bad.write_text("machine M\n  var x: 0..3 = 9\n")
+    proc = subprocess.run([sys.executable, "-m", "racefree.cli.main", "check", str(bad)],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "error[RF021]" in proc.stderr
