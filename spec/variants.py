@@ -14,6 +14,7 @@ from dataclasses import replace
 from . import errors, ir
 from .parser import Member, RawMachine
 
+
 def _key(m: Member) -> tuple[str, str]:
     if m.kind == "expect":
         return ("expect", m.node.prop)

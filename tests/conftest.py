@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from racefree.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from hypothesis import strategies as st
-
 from racefree.spec import ir
 
 INT_NAMES = ["x", "y", "N"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from racefree.spec.loader import load_file, load_text
 from racefree.verification.certificate import CertificateRejected, recheck
 from racefree.verification.encode import Encoding

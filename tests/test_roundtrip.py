@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-
 from racefree.spec import ir
 from racefree.spec.checker import check_expression
 from racefree.spec.loader import load_file, load_text

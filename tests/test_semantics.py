@@ -5,7 +5,6 @@ from __future__ import annotations
 import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from racefree.spec import ir
 from racefree.spec.checker import check_expression
 from racefree.spec.interp import Interpreter

@@ -15,7 +15,6 @@ from __future__ import annotations
 from itertools import product
 
 import z3
-
 from racefree.spec import ir
 from racefree.spec.checker import check_expression
 from racefree.spec.parser import parse_expression

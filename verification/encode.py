@@ -18,11 +18,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import z3
-
 from racefree.spec import ir
 from racefree.spec.ir import TBool, TEmptySet, TEnum, TInt, TMap, TNone, TOption, TSet, Ty
 
 NONE = -(2**31)  # the encoding of `none` in an optional cell
+TRUE = z3.BoolVal(True)  # "always defined": compared by identity so no Z3 terms are built for it
+
+
+def _defined(*parts: z3.BoolRef) -> z3.BoolRef:
+    real = [p for p in parts if p is not TRUE]
+    return TRUE if not real else real[0] if len(real) == 1 else z3.And(real)
+
+
+def _defined_if(cond: z3.BoolRef, d: z3.BoolRef) -> z3.BoolRef:
+    """Definedness of a lazily evaluated operand: only needed when ``cond`` holds."""
+    return TRUE if d is TRUE else z3.Or(z3.Not(cond), d)
 
 Val = Any  # a z3 term, or for sets a dict: element -> z3 Bool
 
@@ -188,7 +198,7 @@ class Encoding:
 
     def invariant(self, e: ir.Expr, frame: Sequence[z3.ExprRef]) -> z3.BoolRef:
         value, defined = self.expr(e, {}, self.view(frame))
-        return z3.And(defined, value)
+        return value if defined is TRUE else z3.And(defined, value)
 
     # ------------------------------------------------------------- grounding
     def _ground(self, a: ir.Action) -> list[GroundAction]:
@@ -273,7 +283,7 @@ class Encoding:
     # ------------------------------------------------------------ expressions
     def expr(self, e: ir.Expr, env: dict[str, Any], view: dict[str, Any]) -> tuple[Val, z3.BoolRef]:
         """(value, defined) of a typed expression; ``env`` binds parameters to concrete values."""
-        T = z3.BoolVal(True)
+        T = TRUE
         match e:
             case ir.IntLit(v):
                 return z3.IntVal(v), T
@@ -295,15 +305,16 @@ class Encoding:
                 k, dk = self.expr(index, env, view)
                 keys = ir.domain(base.ty.key)
                 k = z3.simplify(k)
-                for pos, key in enumerate(keys):
-                    if _const_eq(k, key) is True:
-                        return slots[pos], z3.And(db, dk)
-                if _is_value(k):  # a concrete key outside the domain
-                    return slots[0], z3.BoolVal(False)
+                concrete = _concrete(k)
+                if concrete is not None:
+                    pos = _position(keys, concrete)
+                    if pos is None:  # a concrete key outside the domain
+                        return slots[0], z3.BoolVal(False)
+                    return slots[pos], _defined(db, dk)
                 value = slots[-1]
                 for pos in range(len(keys) - 2, -1, -1):
                     value = self._ite(k == _z3(keys[pos]), slots[pos], value)
-                return value, z3.And(db, dk, self._key_ok(k, base.ty.key))
+                return value, _defined(db, dk, self._key_ok(k, base.ty.key))
             case ir.SetLit(elems):
                 vals = [self.expr(x, env, view) for x in elems]
                 if isinstance(e.ty, TEmptySet):
@@ -312,7 +323,7 @@ class Encoding:
                 out = {}
                 for d in ir.domain(e.ty.elem):
                     out[d] = z3.simplify(z3.Or([v == _z3(d) for v, _ in vals]))
-                return out, z3.And([dv for _, dv in vals] or [T])
+                return out, _defined(*[dv for _, dv in vals])
             case ir.Card(x):
                 s, d = self.expr(x, env, view)
                 return z3.Sum([z3.If(b, 1, 0) for b in s.values()] or [z3.IntVal(0)]), d
@@ -328,7 +339,8 @@ class Encoding:
                 cv, dc = self.expr(c, env, view)
                 av, da = self.expr(a, env, view)
                 bv, db = self.expr(b, env, view)
-                return self._ite(cv, av, bv), z3.And(dc, z3.If(cv, da, db))
+                branches = TRUE if da is TRUE and db is TRUE else z3.If(cv, da, db)
+                return self._ite(cv, av, bv), _defined(dc, branches)
             case ir.Quant(kind, binders, body):
                 parts, defs = [], []
                 for values in _product([ir.domain(b.ty) for b in binders]):  # type: ignore[arg-type]
@@ -338,27 +350,27 @@ class Encoding:
                     parts.append(v)
                     defs.append(d)
                 joined = z3.And(parts) if kind == "forall" else z3.Or(parts)
-                return joined, z3.And(defs)
+                return joined, _defined(*defs)
             case ir.Call(fn, args):
                 vals = [self.expr(a, env, view) for a in args]
                 acc = vals[0][0]
                 for v, _ in vals[1:]:
                     acc = z3.If(v < acc, v, acc) if fn == "min" else z3.If(v > acc, v, acc)
-                return acc, z3.And([d for _, d in vals])
+                return acc, _defined(*[d for _, d in vals])
         raise AssertionError(e)
 
     def _binary(self, op: str, left: ir.Expr, right: ir.Expr, env: dict[str, Any],
                 view: dict[str, Any]) -> tuple[Val, z3.BoolRef]:
         a, da = self.expr(left, env, view)
         b, db = self.expr(right, env, view)
-        both = z3.And(da, db)
+        both = _defined(da, db)
         match op:
             case "and":
-                return z3.And(a, b), z3.And(da, z3.Or(z3.Not(a), db))
+                return z3.And(a, b), _defined(da, _defined_if(a, db))
             case "or":
-                return z3.Or(a, b), z3.And(da, z3.Or(a, db))
+                return z3.Or(a, b), _defined(da, _defined_if(z3.Not(a), db))
             case "implies":
-                return z3.Implies(a, b), z3.And(da, z3.Or(z3.Not(a), db))
+                return z3.Implies(a, b), _defined(da, _defined_if(a, db))
             case "+":
                 return a + b, both
             case "-":
@@ -475,8 +487,22 @@ def _show(ty: Ty, v: Any) -> str:
     return str(v)
 
 
-def _is_value(k: Any) -> bool:
-    return z3.is_int_value(k) or z3.is_true(k) or z3.is_false(k)
+def _concrete(k: Any) -> int | bool | None:
+    """The Python value of a literal key term, or None when it is symbolic."""
+    if z3.is_int_value(k):
+        return k.as_long()
+    if z3.is_true(k):
+        return True
+    if z3.is_false(k):
+        return False
+    return None
+
+
+def _position(keys: tuple[int | bool, ...], key: int | bool) -> int | None:
+    if isinstance(key, bool):
+        return int(key)
+    lo = keys[0]
+    return key - lo if not isinstance(lo, bool) and lo <= key <= keys[-1] else None
 
 
 def _const_eq(k: Any, key: int | bool) -> bool | None:

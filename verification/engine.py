@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import z3
-
 from racefree.spec import ir
 from racefree.spec.interp import Interpreter
 
@@ -68,10 +67,7 @@ class MachineChecker:
         engine = self.opt.engine
         if engine == "explicit":
             return self._explicit([prop])[0]
-        if engine == "bmc":
-            res = self._bmc(prop)
-        else:
-            res = self._prove(prop)
+        res = self._bmc(prop) if engine == "bmc" else self._prove(prop)
         res.seconds = time.perf_counter() - start
         return res
 
