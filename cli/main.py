@@ -89,7 +89,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(render.results_table(results))
     for path, r in results:
         if r.trace is not None and not args.quiet:
-            print(f"\n{path}: {r.machine.name}.{r.prop} violated ({r.method}, {len(r.trace) - 1} steps):")
+            print(f"\n{path}: {r.machine.name}.{r.prop} violated ({r.method}, {len(r.trace) - 1} steps)"
+                  + (f" - {r.detail.split(':')[0]}" if r.loop_start is not None else "") + ":")
             print(render.trace_table(r))
         if args.certificates and r.certificate:
             print(f"\n{path}: {r.machine.name}.{r.prop} holds; inductive invariant:\n  {r.certificate}")
@@ -105,8 +106,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     m = next((m for m in f.machines if m.name == args.machine), None)
     if m is None:
         raise errors.unknown_name(errors.Loc(args.file, 1, 1), args.machine, "machine", [x.name for x in f.machines])
-    if args.property not in [i.name for i in m.invariants]:
-        raise errors.unknown_property(m.loc, args.property, [i.name for i in m.invariants])
+    if args.property not in m.property_names:
+        raise errors.unknown_property(m.loc, args.property, m.property_names)
     progress = Progress(True)
     r = MachineChecker(m, Options(engine=args.engine, depth=args.depth, timeout=args.timeout,
                                   progress=progress)).check(args.property)

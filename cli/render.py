@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from racefree.spec import ir, values
-from racefree.verification.result import Result, Step
+from racefree.verification.result import STUTTER, Result, Step
 
 
 def _cells(m: ir.Machine, state: tuple[Any, ...]) -> dict[str, str]:
@@ -30,6 +30,8 @@ def _compress(m: ir.Machine, cells: dict[str, str]) -> list[str]:
 def action_label(m: ir.Machine, step: Step) -> str:
     if step.action is None:
         return "(initial state)"
+    if step.action == STUTTER:
+        return "(deadlocked: stays put)"
     a = m.action(step.action)
     return f"{a.name}({values.show_args(a, step.args)})" if a.params else a.name
 
@@ -48,18 +50,28 @@ def changes(m: ir.Machine, trace: list[Step]) -> list[list[str]]:
     return rows
 
 
+def _role(m: ir.Machine, step: Step) -> str:
+    return m.action(step.action).role if step.action and step.action != STUTTER else "-"
+
+
 def trace_table(r: Result) -> str:
+    """One row per step, only changed cells; a lasso's loop is marked with '|' and its start with '*'."""
     assert r.trace is not None
     m = r.machine
+    loop = r.loop_start
     rows = [("step", "role", "action", "changes")]
     for i, (st, ch) in enumerate(zip(r.trace, changes(m, r.trace), strict=True)):
-        role = m.action(st.action).role if st.action else "-"
-        rows.append((str(i), role, action_label(m, st), ", ".join(ch) or "(no change)"))
+        mark = "" if loop is None else "*" if i == loop else "|" if i > loop else ""
+        rows.append((f"{i}{mark}", _role(m, st), action_label(m, st), ", ".join(ch) or "(no change)"))
     widths = [max(len(row[c]) for row in rows) for c in range(3)]
     lines = ["  " + "  ".join(row[c].ljust(widths[c]) for c in range(3)) + "  " + row[3] for row in rows]
     lines.insert(1, "  " + "  ".join("-" * w for w in widths) + "  " + "-" * 7)
-    lines.append(f"  -> '{r.prop}' is violated after step {len(r.trace) - 1}"
-                 + (" (replayed through the interpreter)" if r.replayed else ""))
+    replayed = " (replayed through the interpreter)" if r.replayed else ""
+    if loop is None:
+        lines.append(f"  -> '{r.prop}' is violated after step {len(r.trace) - 1}{replayed}")
+    else:
+        lines.append(f"  -> step {len(r.trace) - 1} is the state of step {loop}*: the steps marked | repeat "
+                     f"forever, fairly, and '{r.prop}' is never met{replayed}")
     return "\n".join(lines)
 
 
@@ -67,18 +79,23 @@ def mermaid(r: Result) -> str:
     """The counterexample as a Mermaid sequenceDiagram whose lanes are the roles, plus the shared state."""
     assert r.trace is not None
     m = r.machine
-    lines = ["sequenceDiagram", f"    title {m.name}: {r.prop} violated in {len(r.trace) - 1} steps"]
+    what = "violated" if r.loop_start is None else "never met (lasso)"
+    lines = ["sequenceDiagram", f"    title {m.name}: {r.prop} {what} in {len(r.trace) - 1} steps"]
     for role in m.roles:
         lines.append(f"    participant {role}")
     lines.append("    participant state as shared state")
     ch = changes(m, r.trace)
     lines.append(f"    Note over state: {'<br/>'.join(ch[0])}")
     for i, st in enumerate(r.trace[1:], start=1):
-        role = m.action(st.action).role  # type: ignore[arg-type]
-        lines.append(f"    {role}->>state: {i}. {action_label(m, st)}")
+        if r.loop_start is not None and i == r.loop_start + 1:
+            lines.append("    loop forever (fair)")
+        role = _role(m, st)
+        lines.append(f"    {role if role != '-' else 'state'}->>state: {i}. {action_label(m, st)}")
         if ch[i]:
             lines.append(f"    Note right of state: {'<br/>'.join(ch[i])}")
-    lines.append(f"    Note over state: {r.prop} violated")
+    if r.loop_start is not None:
+        lines.append("    end")
+    lines.append(f"    Note over state: {r.prop} {what}")
     return "\n".join(lines) + "\n"
 
 
@@ -98,8 +115,9 @@ def results_table(results: list[tuple[str, Result]]) -> str:
 
 def result_json(path: str, r: Result) -> dict[str, Any]:
     return {
-        "file": path, "machine": r.machine.name, "property": r.prop, "kind": "invariant",
+        "file": path, "machine": r.machine.name, "property": r.prop, "kind": r.kind,
         "verdict": r.verdict, "method": r.method, "bound": r.bound, "seconds": round(r.seconds, 4),
         "expected": r.expected, "trace": r.trace_json(), "certificate": r.certificate, "states": r.states,
         "replayed": r.replayed if r.trace is not None else None, "detail": r.detail,
+        "loop_start": r.loop_start,
     }

@@ -93,12 +93,43 @@ class _Checker:
             e = self.expr(inv.expr, {})
             self.expect_bool(e, "invariant")
             invariants.append(replace(inv, expr=e))
-        props = [i.name for i in m.invariants]
+        liveness = []
+        prop_locs = {i.name: i.loc for i in m.invariants}
+        for lv in m.liveness:
+            if lv.name in prop_locs or lv.name in self.scope.globals or lv.name == ir.DEADLOCK_FREE:
+                first = prop_locs.get(lv.name) or (self.scope.globals[lv.name].loc if lv.name in self.scope.globals else lv.loc)
+                raise errors.duplicate(lv.loc, lv.name, "property", first)
+            prop_locs[lv.name] = lv.loc
+            liveness.append(self.liveness(lv))
+        for fair in m.fairness:
+            if fair.action not in seen_actions:
+                raise errors.unknown_name(fair.loc, fair.action, "action", list(seen_actions))
+        terminals = []
+        for t in m.terminals:
+            e = self.expr(t.expr, {})
+            self.expect_bool(e, "terminal")
+            terminals.append(replace(t, expr=e))
+        props = m.property_names
         for ex in m.expects:
             if ex.prop not in props:
                 raise errors.unknown_property(ex.loc, ex.prop, props)
         return replace(m, vars=tuple(vars_), actions=tuple(actions), invariants=tuple(invariants),
-                       const_values=tuple(consts))
+                       liveness=tuple(liveness), terminals=tuple(terminals), const_values=tuple(consts))
+
+    def liveness(self, lv: ir.Liveness) -> ir.Liveness:
+        local: dict[str, _Sym] = {}
+        binders = []
+        for bd in lv.binders:
+            ty = self.finite_scalar(bd.type, f"quantified variable '{bd.name}'")
+            local[bd.name] = _Sym("bound", ty, bd.loc)
+            binders.append(replace(bd, ty=ty))
+        trigger = None
+        if lv.trigger is not None:
+            trigger = self.expr(lv.trigger, local)
+            self.expect_bool(trigger, "the left side of 'leads_to'")
+        goal = self.expr(lv.goal, local)
+        self.expect_bool(goal, "a liveness goal")
+        return replace(lv, binders=tuple(binders), trigger=trigger, goal=goal)
 
     def _declare_type(self, name: str, ty: Ty, loc: errors.Loc) -> None:
         if name in self.scope.types:

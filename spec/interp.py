@@ -177,6 +177,7 @@ class Interpreter:
         self.init = self._initial_state()
         self.actions = {a.name: self._compile_action(a) for a in m.actions}
         self.invariants = {i.name: self._compile_pred(i.expr, f"inv_{i.name}") for i in m.invariants}
+        self.terminals = [self._compile_pred(t.expr, f"terminal_{t.name}") for t in m.terminals]
 
     # ----------------------------------------------------------------- public
     def step(self, state: State, action: str, args: tuple[Any, ...]) -> State | None:
@@ -191,9 +192,24 @@ class Interpreter:
     def holds(self, prop: str, state: State) -> bool:
         return self.invariants[prop](state)
 
+    def enabled_any(self, state: State) -> bool:
+        return any(ca.successors(state) for ca in self.actions.values())
+
+    def deadlock_free(self, state: State) -> bool:
+        """Some action is enabled, or a declared terminal condition holds."""
+        return self.enabled_any(state) or any(t(state) for t in self.terminals)
+
     def eval_pred(self, e: ir.Expr) -> Callable[[State], bool]:
         """Compile any typed boolean state expression (used to re-check printed invariants)."""
         return self._compile_pred(e, "pred")
+
+    def live_preds(self, lv: ir.Liveness, binding: dict[str, Any]) -> tuple[Callable[[State], bool], Callable[[State], bool]]:
+        """(trigger, goal) of one instance of a liveness property, as state predicates."""
+        names = [b.name for b in lv.binders]
+        goal = self._compile_pred(lv.goal, "goal", names)
+        trig = self._compile_pred(lv.trigger, "trigger", names) if lv.trigger is not None else None
+        args = tuple(binding[n] for n in names)
+        return ((lambda st: True) if trig is None else (lambda st: trig(st, *args))), (lambda st: goal(st, *args))
 
     # --------------------------------------------------------------- compiling
     def _unpack(self) -> str:
@@ -217,8 +233,9 @@ class Interpreter:
             values.append(x)
         return tuple(values)
 
-    def _compile_pred(self, e: ir.Expr, name: str) -> Callable[[State], bool]:
-        src = (f"def {name}(st):\n{self._unpack()}\n    try:\n        return bool({self._src.expr(e)})\n"
+    def _compile_pred(self, e: ir.Expr, name: str, params: list[str] = ()) -> Callable[..., bool]:  # type: ignore[assignment]
+        extra = "".join(f", p_{p}" for p in params)
+        src = (f"def {name}(st{extra}):\n{self._unpack()}\n    try:\n        return bool({self._src.expr(e)})\n"
                f"    except _Undefined:\n        return False\n")
         return self._exec(src, name)
 

@@ -354,6 +354,41 @@ class Invariant:
     loc: Loc = field(default=NOWHERE, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """States satisfying ``expr`` may have no enabled action without it being a deadlock."""
+
+    name: str
+    expr: Expr
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Fair:
+    """Fairness on every ground instance of an action: weak (continuously enabled => taken) or strong."""
+
+    action: str
+    strong: bool = False
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+TemporalKind = Literal["eventually", "always_eventually", "leads_to"]
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """``[forall binders.] eventually goal | always eventually goal | trigger leads_to goal``."""
+
+    name: str
+    binders: tuple[Binder, ...]
+    kind: TemporalKind
+    trigger: Expr | None  # leads_to only
+    goal: Expr
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+DEADLOCK_FREE = "deadlock_free"  # the built-in property every machine has
+
 Verdict = Literal["holds", "violated"]
 
 
@@ -377,6 +412,9 @@ class Machine:
     actions: tuple[Action, ...]
     invariants: tuple[Invariant, ...]
     expects: tuple[Expect, ...]
+    liveness: tuple[Liveness, ...] = ()
+    fairness: tuple[Fair, ...] = ()
+    terminals: tuple[Terminal, ...] = ()
     loc: Loc = field(default=NOWHERE, compare=False)
     base: str | None = field(default=None, compare=False)
     const_values: tuple[tuple[str, int], ...] = field(default=(), compare=False)
@@ -386,6 +424,13 @@ class Machine:
 
     def invariant(self, name: str) -> Invariant:
         return next(i for i in self.invariants if i.name == name)
+
+    def live(self, name: str) -> Liveness:
+        return next(p for p in self.liveness if p.name == name)
+
+    @property
+    def property_names(self) -> list[str]:
+        return [i.name for i in self.invariants] + [p.name for p in self.liveness] + [DEADLOCK_FREE]
 
     def expected(self, prop: str) -> Verdict | None:
         return next((e.verdict for e in self.expects if e.prop == prop), None)

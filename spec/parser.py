@@ -145,7 +145,32 @@ class _ToRaw(Transformer):
         return m
 
     def drop(self, items: list[Token]) -> Member:
-        return Member("drop", (str(items[0]), self._tloc(items[0])))
+        kind, name = str(items[1]), items[2]
+        return Member("drop", (kind, str(name), self._tloc(name)))
+
+    def terminal(self, items: list[Any]) -> Member:
+        return Member("terminal", ir.Terminal(str(items[0]), items[1], self._tloc(items[0])))
+
+    def fair_decl(self, items: list[Any]) -> Member:
+        strong, name = items[1], items[2]
+        return Member("fair", ir.Fair(str(name), strong is not None, self._tloc(name)))
+
+    def liveness(self, items: list[Any]) -> Member:
+        name, prefix, (kind, trigger, goal) = items
+        node = ir.Liveness(str(name), tuple(prefix or ()), kind, trigger, goal, self._tloc(name))
+        return Member("liveness", node)
+
+    def live_prefix(self, items: list[Any]) -> tuple[ir.Binder, ...]:
+        return tuple(items)
+
+    def eventually(self, items: list[Any]) -> tuple[str, None, ir.Expr]:
+        return ("eventually", None, items[0])
+
+    def always_eventually(self, items: list[Any]) -> tuple[str, None, ir.Expr]:
+        return ("always_eventually", None, items[0])
+
+    def leads_to(self, items: list[Any]) -> tuple[str, ir.Expr, ir.Expr]:
+        return ("leads_to", items[0], items[1])
 
     # ---- declarations
     def const_decl(self, items: list[Any]) -> Member:

@@ -121,6 +121,18 @@ def show_action(a: ir.Action, indent: str = "  ") -> list[str]:
     return lines
 
 
+def show_liveness(lv: ir.Liveness) -> str:
+    prefix = ""
+    if lv.binders:
+        prefix = "forall " + ", ".join(f"{b.name}: {show_type(b.type)}" for b in lv.binders) + ". "
+    if lv.kind == "eventually":
+        return f"{prefix}eventually {_wrap(lv.goal, 1)}"
+    if lv.kind == "always_eventually":
+        return f"{prefix}always eventually {_wrap(lv.goal, 1)}"
+    assert lv.trigger is not None
+    return f"{prefix}{_wrap(lv.trigger, 1)} leads_to {_wrap(lv.goal, 1)}"
+
+
 def show(m: ir.Machine) -> str:
     """A complete machine in spec syntax (a variant is printed with its base merged in)."""
     lines = [f"machine {m.name}"]
@@ -136,6 +148,9 @@ def show(m: ir.Machine) -> str:
             role = a.role
             lines.append(f"  role {role}")
         lines += show_action(a, "    ")
+    lines += [f"  fair {'strong ' if f.strong else ''}{f.action}" for f in m.fairness]
     lines += [f"  invariant {i.name}: {show_expr(i.expr)}" for i in m.invariants]
+    lines += [f"  liveness {lv.name}: {show_liveness(lv)}" for lv in m.liveness]
+    lines += [f"  terminal {t.name}: {show_expr(t.expr)}" for t in m.terminals]
     lines += [f"  expect {x.prop} {x.verdict}" for x in m.expects]
     return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """Merge ``machine B extends A`` into one complete machine.
 
 A variant is a diff: it inherits every declaration of its base and may
-``override`` a const, var, action or invariant, ``drop action`` one, add new
+``override`` a const, var, action, invariant, liveness property or terminal,
+``drop`` an action, fairness, invariant, liveness property or terminal, add new
 declarations, or restate an ``expect`` (a child's expect replaces the base's).
 An ``override`` of something the base lacks is RF013; a plain declaration of
 something the base already has is RF011 with a hint to use ``override``.
@@ -18,6 +19,8 @@ from .parser import Member, RawMachine
 def _key(m: Member) -> tuple[str, str]:
     if m.kind == "expect":
         return ("expect", m.node.prop)
+    if m.kind == "fair":
+        return ("fair", m.node.action)
     return (m.kind, m.node.name)
 
 
@@ -44,7 +47,7 @@ def _members(rm: RawMachine, done: dict[str, list[Member]]) -> list[Member]:
         if k in own:
             if m.kind == "expect":
                 raise errors.duplicate_expect(m.node.loc, m.node.prop, own[k].node.loc)
-            raise errors.duplicate(m.node.loc, m.node.name, m.kind, own[k].node.loc)
+            raise errors.duplicate(m.node.loc, k[1], m.kind, own[k].node.loc)
         own[k] = m
     if rm.base is None:
         for m in own.values():
@@ -56,10 +59,10 @@ def _members(rm: RawMachine, done: dict[str, list[Member]]) -> list[Member]:
     inherited = {_key(m): m for m in done[rm.base]}
     for m in rm.members:
         if m.kind == "drop":
-            name, loc = m.node
-            if ("action", name) not in inherited:
-                raise errors.bad_override(loc, name, "action", rm.base)
-            del inherited[("action", name)]
+            kind, name, loc = m.node
+            if (kind, name) not in inherited:
+                raise errors.bad_override(loc, name, kind, rm.base)
+            del inherited[(kind, name)]
     result = dict(inherited)
     for k, m in own.items():
         if m.kind == "expect":
@@ -72,8 +75,8 @@ def _members(rm: RawMachine, done: dict[str, list[Member]]) -> list[Member]:
                 node = replace(node, role=inherited[k].node.role)  # keep the base's lane
             result[k] = Member(m.kind, node)
         elif k in inherited:
-            raise errors.duplicate(m.node.loc, m.node.name, m.kind, inherited[k].node.loc,
-                                   hint=f"write 'override {m.kind} {m.node.name}' to replace the base's")
+            raise errors.duplicate(m.node.loc, k[1], m.kind, inherited[k].node.loc,
+                                   hint=f"write 'override {m.kind} {k[1]}' to replace the base's")
         else:
             result[k] = m
     return list(result.values())
@@ -86,6 +89,6 @@ def _build(rm: RawMachine, members: list[Member]) -> ir.Machine:
     return ir.Machine(
         name=rm.name, doc=rm.doc, consts=of("const"), enums=of("enum"), types=of("type"),
         vars=of("var"), actions=of("action"), invariants=of("invariant"), expects=of("expect"),
-        loc=rm.loc, base=rm.base,
+        liveness=of("liveness"), fairness=of("fair"), terminals=of("terminal"), loc=rm.loc, base=rm.base,
     )
 

@@ -15,14 +15,17 @@ KEYS = {"file", "machine", "property", "kind", "verdict", "method", "bound", "se
 
 
 def test_json_reports_proofs_and_replayed_counterexamples(run_cli) -> None:
-    code, out, _ = run_cli("check", "--json", "spec/examples/slots.rf")
+    code, out, _ = run_cli("check", "--json", "spec/examples/slots.rf", "--machine", "Slots",
+                           "--machine", "SlotsForgetfulConsume")
     assert code == 0
     rows = json.loads(out)
-    assert [r["machine"] for r in rows] == ["Slots", "SlotsForgetfulConsume"]
+    assert [(r["machine"], r["property"]) for r in rows] == [
+        ("Slots", "single_finaliser"), ("Slots", "deadlock_free"),
+        ("SlotsForgetfulConsume", "single_finaliser"), ("SlotsForgetfulConsume", "deadlock_free")]
     for r in rows:
         assert set(r) >= KEYS
         assert r["kind"] == "invariant"
-    proof, cex = rows
+    proof, _, cex, _ = rows
     assert proof["verdict"] == "holds" and proof["method"] == "proof" and proof["bound"] is None
     assert "fin[0]" in proof["certificate"]
     assert cex["verdict"] == "violated" and cex["method"] == "bmc" and cex["replayed"] is True
@@ -35,10 +38,27 @@ def test_json_reports_proofs_and_replayed_counterexamples(run_cli) -> None:
     assert any(len(v) == 2 for v in last.values())
 
 
+def test_json_reports_liveness_lassos_and_proofs(run_cli) -> None:
+    code, out, _ = run_cli("check", "--json", "spec/examples/slots.rf", "--machine", "SlotsLive",
+                           "--machine", "SlotsLiveUnfairReader")
+    assert code == 0
+    rows = {(r["machine"], r["property"]): r for r in json.loads(out)}
+    proof = rows[("SlotsLive", "ready_is_consumed")]
+    assert proof["kind"] == "liveness" and proof["verdict"] == "holds"
+    assert proof["method"] == "proof" and proof["bound"] is None and "liveness-to-safety" in proof["certificate"]
+    lasso = rows[("SlotsLiveUnfairReader", "ready_is_consumed")]
+    assert lasso["kind"] == "liveness" and lasso["verdict"] == "violated" and lasso["method"] == "lasso"
+    assert lasso["replayed"] is True
+    marks = [s["loop_start"] for s in lasso["trace"]]
+    assert marks.count(True) == 1 and marks.index(True) == lasso["loop_start"]
+    assert lasso["trace"][-1]["state"] == lasso["trace"][lasso["loop_start"]]["state"]
+    assert "consume" in [s["action"] for s in lasso["trace"][lasso["loop_start"] + 1:]]
+
+
 def test_mismatch_exits_1(run_cli, tmp_path) -> None:
     spec = tmp_path / "wrong.rf"
     spec.write_text("machine M\n  var x: 0..3 = 0\n  action inc\n    x := x + 1\n"
-                    "  invariant small: x < 3\n  expect small holds\n")
+                    "  invariant small: x < 3\n  expect small holds\n  terminal top: x == 3\n")
     code, out, _ = run_cli("check", str(spec))
     assert code == 1
     assert "MISMATCH" in out and "1 not as expected" in out
@@ -46,11 +66,13 @@ def test_mismatch_exits_1(run_cli, tmp_path) -> None:
 
 def test_property_without_expect_must_hold(run_cli, tmp_path) -> None:
     spec = tmp_path / "noexpect.rf"
-    spec.write_text("machine M\n  var x: 0..3 = 0\n  action inc\n    x := x + 1\n  invariant small: x < 3\n")
+    spec.write_text("machine M\n  var x: 0..3 = 0\n  action inc\n    x := x + 1\n  invariant small: x < 3\n"
+                    "  terminal top: x == 3\n")
     code, out, _ = run_cli("check", "--json", str(spec))
     assert code == 1
-    (row,) = json.loads(out)
+    row, deadlock = json.loads(out)
     assert row["expected"] is None and row["verdict"] == "violated"
+    assert deadlock["property"] == "deadlock_free" and deadlock["verdict"] == "holds"
 
 
 def test_missing_file_is_bad_input(run_cli) -> None:
@@ -69,16 +91,21 @@ def test_explain_prints_mermaid(run_cli) -> None:
     assert lines[-1].strip() == "Note over state: mutual_exclusion violated"
 
 
-@pytest.mark.parametrize("engine", ["auto", "explicit", "bmc"])
-def test_engines_on_bundled_specs(run_cli, engine: str) -> None:
-    code, out, _ = run_cli("check", "--json", "--engine", engine)
+def test_bundled_specs_match_their_expectations(run_cli) -> None:
+    code, out, _ = run_cli("check", "--json")
     rows = json.loads(out)
-    assert rows, "bundled specs are found"
-    for r in rows:
-        if engine == "bmc" and r["expected"] != "violated":
-            assert r["verdict"] == "unknown" and r["bound"] == 30  # BMC alone never claims a proof
+    assert code == 0 and rows, "bundled specs are found"
+    assert all(r["verdict"] == (r["expected"] or "holds") for r in rows)
+    assert {r["kind"] for r in rows} == {"invariant", "liveness"}
+
+
+def test_bmc_alone_never_claims_a_proof(run_cli) -> None:
+    code, out, _ = run_cli("check", "--json", "--engine", "bmc", "--depth", "8", "spec/examples/peterson.rf")
+    for r in json.loads(out):
+        if r["expected"] == "violated":
+            assert r["verdict"] == "violated"
         else:
-            assert r["verdict"] == (r["expected"] or "holds"), r
+            assert r["verdict"] == "unknown" and r["bound"] == 8
 
 
 def test_console_script_runs_without_traceback_on_bad_spec(tmp_path) -> None:

@@ -8,33 +8,51 @@ import pytest
 from racefree.spec.loader import load_file, load_text
 from racefree.verification.certificate import CertificateRejected, recheck
 from racefree.verification.encode import Encoding
-from racefree.verification.engine import MachineChecker, Options
+from racefree.spec.interp import Interpreter
+from racefree.verification.engine import MachineChecker, Options, replay_lasso
 from racefree.verification.replay import ReplayMismatch, replay
 from racefree.verification.result import Step
 
 from .conftest import EXAMPLES, SPECS
 
-ALL = sorted(EXAMPLES.glob("*.rf")) + sorted((SPECS / "ok").glob("*.rf")) + sorted(
+# Small instances only: the explicit engine is the oracle, and it enumerates every state.
+SMALL = [EXAMPLES / "peterson.rf"] + sorted((SPECS / "ok").glob("*.rf")) + sorted(
     (SPECS / "counterexample").glob("*.rf"))
+SMALL_SLOTS = (EXAMPLES / "slots.rf").read_text() + "".join(
+    f"\nmachine {base}Small extends {base}\n  override const W = 2\n  override const S = 2\n"
+    for base in ["Slots", "SlotsForgetfulConsume", "SlotsLive", "SlotsLiveUnfairReader"])
 
 
-@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
-def test_symbolic_and_explicit_agree(path: Path) -> None:
-    """Same verdict from Spacer/BMC and from breadth-first enumeration; same shortest length."""
-    for m in load_file(path).machines:
-        symbolic = MachineChecker(m, Options(engine="auto")).check_all()
-        explicit = MachineChecker(m, Options(engine="explicit")).check_all()
-        for s, e in zip(symbolic, explicit, strict=True):
-            assert s.verdict == e.verdict, (m.name, s.prop)
+def _agree(machines) -> None:
+    for m in machines:
+        symbolic = {r.prop: r for r in MachineChecker(m, Options(engine="auto")).check_all()}
+        explicit = {r.prop: r for r in MachineChecker(m, Options(engine="explicit")).check_all()}
+        assert symbolic.keys() == explicit.keys()
+        for prop, s in symbolic.items():
+            e = explicit[prop]
+            assert s.verdict == e.verdict, (m.name, prop)
             if s.verdict == "violated":
-                assert s.bound == e.bound  # both are shortest
-                assert s.replayed
+                assert s.replayed and e.replayed
+                if s.kind == "invariant":
+                    assert s.bound == e.bound  # both are shortest
+                else:
+                    assert s.bound <= e.bound  # the SCC lasso is fair but not necessarily shortest
+
+
+@pytest.mark.parametrize("path", SMALL, ids=lambda p: p.stem)
+def test_symbolic_and_explicit_agree(path: Path) -> None:
+    """Same verdict from Spacer/BMC/lassos and from explicit enumeration (BFS, SCCs)."""
+    _agree(load_file(path).machines)
+
+
+def test_symbolic_and_explicit_agree_on_small_slots() -> None:
+    _agree([m for m in load_text(SMALL_SLOTS).machines if m.name.endswith("Small")])
 
 
 def test_certificate_recheck_rejects_a_non_inductive_invariant() -> None:
     m = load_file(EXAMPLES / "slots.rf").machines[0]
     enc = Encoding(m)
-    prop = m.invariant("single_finaliser").expr
+    prop = enc.invariant(m.invariant("single_finaliser").expr, enc.base)
     # The property alone is not inductive: a WRITING slot with one finaliser can be finalised again.
     with pytest.raises(CertificateRejected, match="not preserved by finalise"):
         recheck(enc, "forall s: Slot. |fin[s]| <= 1", prop, timeout_ms=10_000)
@@ -42,15 +60,25 @@ def test_certificate_recheck_rejects_a_non_inductive_invariant() -> None:
         recheck(enc, "true", prop, timeout_ms=10_000)
 
 
+def test_lasso_replay_checks_fairness() -> None:
+    """The unfair reader's lasso is not a run of the fair design: replay must say why."""
+    machines = {m.name: m for m in load_file(EXAMPLES / "slots.rf").machines}
+    unfair = MachineChecker(machines["SlotsLiveUnfairReader"], Options()).check("ready_is_consumed")
+    assert unfair.verdict == "violated" and unfair.loop_start is not None and unfair.trace is not None
+    fair = machines["SlotsLive"]
+    with pytest.raises(ReplayMismatch, match="not fair to consume"):
+        replay_lasso(Interpreter(fair), fair.live("ready_is_consumed"), {"s": 0}, unfair.trace, unfair.loop_start)
+
+
 def test_replay_rejects_a_forged_trace() -> None:
     m = load_file(EXAMPLES / "slots.rf").machines[1]
     checker = MachineChecker(m, Options())
-    (res,) = [r for r in checker.check_all()]
+    res = checker.check("single_finaliser")
     assert res.trace is not None
     forged = list(res.trace)
-    forged[2] = Step("consume", (0,), forged[2].state)  # slot 0 is not READY there
+    forged[2] = Step("consume", (5,), forged[2].state)  # slot 5 is not READY there
     with pytest.raises(ReplayMismatch):
-        replay(checker.interp, res.prop, forged)
+        replay(checker.interp, res.prop, checker.interp.invariants[res.prop], forged)
 
 
 def test_k_induction_and_unknown_are_honest() -> None:

@@ -16,7 +16,7 @@ import z3
 
 from .coi import Slice, conjuncts, slice_property
 from .encode import Encoding
-from .result import Step
+from .result import STUTTER, Step
 
 
 class _Unrolling:
@@ -52,10 +52,11 @@ class _Unrolling:
         self.picks.append(pick)
 
 
-def bmc(enc: Encoding, prop: str, max_depth: int, *, timeout_ms: int = 0,
+def bmc(enc: Encoding, formula: z3.BoolRef, max_depth: int, *, timeout_ms: int = 0,
         on_depth: Callable[[int], None] | None = None) -> tuple[list[Step] | None, int, bool]:
-    """Search depths 0..max_depth. Returns (trace or None, depth reached, timed_out)."""
-    formula = enc.invariant(enc.machine.invariant(prop).expr, enc.base)
+    """Search depths 0..max_depth for a state violating ``formula`` (over the base frame).
+
+    Returns (trace or None, depth reached, timed_out)."""
     slices: dict[str, Slice] = {}
     for part in conjuncts(formula):
         if not z3.is_true(part):
@@ -68,8 +69,8 @@ def bmc(enc: Encoding, prop: str, max_depth: int, *, timeout_ms: int = 0,
         for run in runs:
             res = run.violated_at(depth)
             if res == z3.sat:
-                picks = _lexmin(run.solver, run.picks)
-                return _full_trace(enc, picks), depth, False
+                picks = lexmin(run.solver, run.picks)
+                return full_trace(enc, picks)[0], depth, False
             if res == z3.unknown:
                 return None, depth - 1, True
         if depth < max_depth:
@@ -78,7 +79,7 @@ def bmc(enc: Encoding, prop: str, max_depth: int, *, timeout_ms: int = 0,
     return None, max_depth, False
 
 
-def _lexmin(solver: z3.Solver, choices: list[z3.ArithRef]) -> list[int]:
+def lexmin(solver: z3.Solver, choices: list[z3.ArithRef]) -> list[int]:
     """Fix each step's action to the smallest index that still reaches the violation.
 
     Transitions are deterministic once the ground action is chosen, so this makes
@@ -87,7 +88,7 @@ def _lexmin(solver: z3.Solver, choices: list[z3.ArithRef]) -> list[int]:
     """
     out = []
     for pick in choices:
-        lo, hi = 0, solver.model().eval(pick, model_completion=True).as_long()
+        lo, hi = -1, solver.model().eval(pick, model_completion=True).as_long()  # -1: a stutter
         while lo < hi:
             mid = (lo + hi) // 2
             solver.push()
@@ -104,21 +105,21 @@ def _lexmin(solver: z3.Solver, choices: list[z3.ArithRef]) -> list[int]:
     return out
 
 
-def _full_trace(enc: Encoding, picks: list[int]) -> list[Step]:
-    """Every full state along a fixed action sequence, decoded from the full encoding."""
+def full_trace(enc: Encoding, picks: list[int]) -> tuple[list[Step], z3.ModelRef, list[list[z3.ExprRef]]]:
+    """Every full state along a fixed action sequence (-1 = a deadlock stutter), decoded from the full encoding."""
     solver = z3.Solver()
     frames = [enc.frame(f"#{k}") for k in range(len(picks) + 1)]
     solver.add(enc.init(frames[0]))
     for k, i in enumerate(picks):
-        solver.add(enc.step_relation(frames[k], frames[k + 1], z3.IntVal(i)))
+        solver.add(enc.step_relation(frames[k], frames[k + 1], z3.IntVal(i), stutter="deadlock"))
     if solver.check() != z3.sat:
         raise AssertionError("a slice counterexample does not extend to the full machine")
     model = solver.model()
     trace = [Step(None, (), enc.decode(model, frames[0]))]
     for k, i in enumerate(picks, start=1):
-        ga = enc.actions[i]
-        trace.append(Step(ga.action.name, ga.args, enc.decode(model, frames[k])))
-    return trace
+        name, args = (enc.actions[i].action.name, enc.actions[i].args) if i >= 0 else (STUTTER, ())
+        trace.append(Step(name, args, enc.decode(model, frames[k])))
+    return trace, model, frames
 
 
 def _val(v: int | bool) -> z3.ExprRef:

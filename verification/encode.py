@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import z3
 from racefree.spec import ir
@@ -35,6 +35,7 @@ def _defined_if(cond: z3.BoolRef, d: z3.BoolRef) -> z3.BoolRef:
     return TRUE if d is TRUE else z3.Or(z3.Not(cond), d)
 
 Val = Any  # a z3 term, or for sets a dict: element -> z3 Bool
+Stutter = Literal["never", "deadlock", "always"]
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class Encoding:
         for v in m.vars:
             self.layout[v.name] = self._alloc(v.name, v.name, v.ty)  # type: ignore[arg-type]
         self.base = self.frame("")
-        self._steps: dict[tuple[int, ...] | None, tuple[z3.BoolRef, z3.ArithRef, list[z3.ExprRef]]] = {}
+        self._steps: dict[tuple[tuple[int, ...] | None, str], tuple[z3.BoolRef, z3.ArithRef, list[z3.ExprRef]]] = {}
         self.init_values = self._initial_values()
         self.actions = [ga for a in m.actions for ga in self._ground(a)]
         for ga in self.actions:
@@ -169,20 +170,27 @@ class Encoding:
         return self.substitute(z3.And(parts), pre)  # type: ignore[return-value]
 
     def step_relation(self, pre: Sequence[z3.ExprRef], post: Sequence[z3.ExprRef], pick: z3.ArithRef,
-                      cells: tuple[int, ...] | None = None) -> z3.BoolRef:
+                      cells: tuple[int, ...] | None = None, stutter: Stutter = "never") -> z3.BoolRef:
         """pre -> post under the ground action numbered ``pick`` (selector encoding, linear in the updates).
 
         With ``cells``, only those cells are constrained and only actions writing one of them
         may be picked (a cone-of-influence slice; see coi.py). Frames are always full length.
+        ``pick == -1`` is a stutter (no change): never, only in a deadlock (no action
+        enabled: the run has ended, and an ended run stutters forever), or always.
         """
-        key = cells
+        key = (cells, stutter)
         if key not in self._steps:
             keep = range(len(self.cells)) if cells is None else cells
             wanted = set(keep)
             chosen = [i for i, ga in enumerate(self.actions) if cells is None or wanted.intersection(ga.updates)]
             sel = z3.Int("pick")
             nxt = self.frame("'")
-            parts: list[z3.BoolRef] = [z3.Or([sel == i for i in chosen]) if chosen else z3.BoolVal(False)]
+            options = [sel == i for i in chosen]
+            if stutter == "always":
+                options.append(sel == -1)
+            elif stutter == "deadlock":
+                options.append(z3.And(sel == -1, z3.Not(self.some_enabled(self.base))))
+            parts: list[z3.BoolRef] = [z3.Or(options) if options else z3.BoolVal(False)]
             parts += [z3.Implies(sel == i, self.actions[i].guard) for i in chosen]
             for c in keep:
                 value: z3.ExprRef = self.base[c]
@@ -196,8 +204,18 @@ class Encoding:
         pairs = [(self.base[c], pre[c]) for c in idx] + [(nxt[c], post[c]) for c in idx] + [(sel, pick)]
         return z3.substitute(rel, *pairs)  # type: ignore[return-value]
 
-    def invariant(self, e: ir.Expr, frame: Sequence[z3.ExprRef]) -> z3.BoolRef:
-        value, defined = self.expr(e, {}, self.view(frame))
+    def some_enabled(self, frame: Sequence[z3.ExprRef]) -> z3.BoolRef:
+        guards = z3.Or([ga.guard for ga in self.actions]) if self.actions else z3.BoolVal(False)
+        return self.substitute(guards, frame)  # type: ignore[return-value]
+
+    def deadlock_free(self, frame: Sequence[z3.ExprRef]) -> z3.BoolRef:
+        """Some action is enabled, or a declared terminal condition holds."""
+        ok = [self.some_enabled(self.base)] + [self.invariant(t.expr, self.base) for t in self.machine.terminals]
+        return self.substitute(z3.Or(ok), frame)  # type: ignore[return-value]
+
+    def invariant(self, e: ir.Expr, frame: Sequence[z3.ExprRef], env: dict[str, Any] | None = None) -> z3.BoolRef:
+        """A boolean state expression as a formula: true only where it is defined and holds."""
+        value, defined = self.expr(e, env or {}, self.view(frame))
         return value if defined is TRUE else z3.And(defined, value)
 
     # ------------------------------------------------------------- grounding

@@ -1,9 +1,13 @@
-"""One entry point for checking a property: picks engines, replays, certifies.
+"""One entry point for checking a machine: picks engines, replays, certifies.
 
-``auto`` (the default) asks Spacer first: a proof is certified and reported as
-unbounded; a refutation is handed to BMC for the *shortest* trace, which is
-replayed; if Spacer gives up, k-induction is tried, then bounded search
-(reported as ``unknown`` with the depth reached, never as ``holds``).
+Safety (invariants and the built-in ``deadlock_free``): ``auto`` asks Spacer
+first; a proof is certified and reported as unbounded; a refutation is handed to
+BMC for the *shortest* trace, which is replayed; if Spacer gives up, k-induction
+is tried, then explicit search (reported as ``unknown`` when it cannot finish).
+
+Liveness: liveness-to-safety proofs on slices first; otherwise the shortest fair
+lasso on the whole machine, replayed; otherwise a whole-machine proof; otherwise
+``unknown`` with the lasso length searched.
 """
 
 from __future__ import annotations
@@ -16,23 +20,27 @@ from typing import Literal
 import z3
 from racefree.spec import ir
 from racefree.spec.interp import Interpreter
+from racefree.spec.values import State
 
 from . import bmc as bmc_mod
+from . import liveness as live
+from .bmc import full_trace
 from .certificate import CertificateRejected, recheck, to_spec
 from .encode import Encoding
-from .explicit import explore
+from .explicit import ExplorationTooLarge, explore, fair_instances, fair_violation
 from .prove import k_induction, spacer_prove
-from .replay import replay
-from .result import Result
+from .replay import ReplayMismatch, replay, replay_steps
+from .result import STUTTER, Result, Step
 
 EngineName = Literal["auto", "prove", "bmc", "explicit"]
+FIRST_SPACER_BUDGET_MS = 2_000  # Spacer's first attempt; BMC runs before a longer one
 Progress = Callable[[str], None]
 
 
 @dataclass
 class Options:
     engine: EngineName = "auto"
-    depth: int = 30  # BMC / k-induction bound
+    depth: int = 30  # BMC / lasso / k-induction bound
     timeout: float = 60.0  # seconds per solver call
     max_states: int = 5_000_000
     progress: Progress = field(default=lambda msg: None)
@@ -42,8 +50,17 @@ class Options:
         return max(1, int(self.timeout * 1000))
 
 
+@dataclass
+class Safety:
+    """A safety property: its formula over the base frame and the interpreter's predicate."""
+
+    name: str
+    formula: z3.BoolRef
+    holds: Callable[[State], bool]
+
+
 class MachineChecker:
-    """Checks the invariants of one machine, sharing its encoding and interpreter across properties."""
+    """Checks every property of one machine, sharing its encoding and interpreter."""
 
     def __init__(self, m: ir.Machine, options: Options) -> None:
         self.m = m
@@ -57,65 +74,85 @@ class MachineChecker:
             self._enc = Encoding(self.m)
         return self._enc
 
+    def safety_props(self) -> list[str]:
+        return [i.name for i in self.m.invariants] + [ir.DEADLOCK_FREE]
+
     def check_all(self) -> list[Result]:
         if self.opt.engine == "explicit":
-            return self._explicit([i.name for i in self.m.invariants])
-        return [self.check(i.name) for i in self.m.invariants]
+            return self._explicit(self.safety_props()) + [self.check(lv.name) for lv in self.m.liveness]
+        return [self.check(name) for name in self.m.property_names]
 
     def check(self, prop: str) -> Result:
         start = time.perf_counter()
-        engine = self.opt.engine
-        if engine == "explicit":
+        if any(lv.name == prop for lv in self.m.liveness):
+            res = self._liveness(self.m.live(prop))
+        elif self.opt.engine == "explicit":
             return self._explicit([prop])[0]
-        res = self._bmc(prop) if engine == "bmc" else self._prove(prop)
+        elif self.opt.engine == "bmc":
+            res = self._bmc(self._safety(prop))
+        else:
+            res = self._prove(self._safety(prop))
         res.seconds = time.perf_counter() - start
         return res
 
-    # ---------------------------------------------------------------- engines
-    def _prove(self, prop: str) -> Result:
-        inv = self.m.invariant(prop).expr
-        self.opt.progress(f"{self.m.name}.{prop}: Spacer")
-        formula = self.enc.invariant(inv, self.enc.base)
-        attempt = spacer_prove(self.enc, formula, timeout_ms=self.opt.timeout_ms)
+    def _safety(self, prop: str) -> Safety:
+        if prop == ir.DEADLOCK_FREE:
+            return Safety(prop, self.enc.deadlock_free(self.enc.base), self.interp.deadlock_free)
+        return Safety(prop, self.enc.invariant(self.m.invariant(prop).expr, self.enc.base),
+                      self.interp.invariants[prop])
+
+    # ------------------------------------------------------------- safety
+    def _prove(self, p: Safety, budget_ms: int | None = None) -> Result:
+        self.opt.progress(f"{self.m.name}.{p.name}: Spacer")
+        first_try = budget_ms is None
+        budget = min(self.opt.timeout_ms, FIRST_SPACER_BUDGET_MS) if first_try else budget_ms
+        attempt = spacer_prove(self.enc, p.formula, timeout_ms=budget)
         rejected = ""
         if attempt.verdict == "holds":
             assert attempt.invariant is not None
-            self.opt.progress(f"{self.m.name}.{prop}: re-checking certificate")
+            self.opt.progress(f"{self.m.name}.{p.name}: re-checking certificate")
             try:
                 text = to_spec(attempt.invariant, self.enc)
-                recheck(self.enc, text, inv, timeout_ms=self.opt.timeout_ms)
+                recheck(self.enc, text, p.formula, timeout_ms=self.opt.timeout_ms)
             except CertificateRejected as exc:
                 # Never report an unchecked proof: fall back to the other engines.
                 rejected = f"Spacer's invariant was rejected ({exc}); "
             else:
                 detail = f"{attempt.slices} conjunct(s), {attempt.solved} distinct slice(s) solved by Spacer"
-                return Result(self.m, prop, "holds", "proof", None, certificate=text, detail=detail)
+                return Result(self.m, p.name, "holds", "proof", None, certificate=text, detail=detail)
         if attempt.verdict == "violated":
-            return self._bmc(prop, until_found=True)
-        self.opt.progress(f"{self.m.name}.{prop}: k-induction")
-        k, verdict = k_induction(self.enc, formula, max_k=min(self.opt.depth, 10), timeout_ms=self.opt.timeout_ms)
+            return self._bmc(p, until_found=True)
+        if first_try and not rejected:
+            # Spacer gave up quickly: a shallow bug is cheaper to find by BMC, then retry with the full budget.
+            shallow = self._bmc(p)
+            if shallow.verdict == "violated":
+                return shallow
+            if budget < self.opt.timeout_ms:
+                return self._prove(p, self.opt.timeout_ms)
+        self.opt.progress(f"{self.m.name}.{p.name}: k-induction")
+        k, verdict = k_induction(self.enc, p.formula, max_k=min(self.opt.depth, 10), timeout_ms=self.opt.timeout_ms)
         if k is not None:
-            return Result(self.m, prop, "holds", "k-induction", None, detail=rejected.rstrip("; "),
-                          certificate=f"{prop} is {k}-inductive (base case and step re-checked at k={k})")
+            return Result(self.m, p.name, "holds", "k-induction", None, detail=rejected.rstrip("; "),
+                          certificate=f"{p.name} is {k}-inductive (base case and step re-checked at k={k})")
         if verdict == "violated":
-            return self._bmc(prop, until_found=True)
-        res = self._explicit([prop])[0]
+            return self._bmc(p, until_found=True)
+        res = self._explicit([p.name])[0]
         res.detail = rejected + res.detail
         return res
 
-    def _bmc(self, prop: str, until_found: bool = False) -> Result:
+    def _bmc(self, p: Safety, until_found: bool = False) -> Result:
         depth = self.opt.depth * (4 if until_found else 1)
 
         def progress(d: int) -> None:
-            self.opt.progress(f"{self.m.name}.{prop}: BMC depth {d}")
+            self.opt.progress(f"{self.m.name}.{p.name}: BMC depth {d}")
 
-        trace, reached, timed_out = bmc_mod.bmc(self.enc, prop, depth, timeout_ms=self.opt.timeout_ms,
+        trace, reached, timed_out = bmc_mod.bmc(self.enc, p.formula, depth, timeout_ms=self.opt.timeout_ms,
                                                 on_depth=progress)
         if trace is None:
             why = "solver timeout" if timed_out else "no counterexample up to this depth"
-            return Result(self.m, prop, "unknown", "bmc", reached, detail=why)
-        replay(self.interp, prop, trace)
-        return Result(self.m, prop, "violated", "bmc", len(trace) - 1, trace=trace, replayed=True,
+            return Result(self.m, p.name, "unknown", "bmc", reached, detail=why)
+        replay(self.interp, p.name, p.holds, trace)
+        return Result(self.m, p.name, "violated", "bmc", len(trace) - 1, trace=trace, replayed=True,
                       detail="shortest counterexample; replayed through the interpreter")
 
     def _explicit(self, props: list[str]) -> list[Result]:
@@ -124,13 +161,14 @@ class MachineChecker:
         def progress(depth: int, states: int) -> None:
             self.opt.progress(f"{self.m.name}: explicit depth {depth}, {states:,} states")
 
-        ex = explore(self.interp, props, max_states=self.opt.max_states, on_progress=progress)
+        preds = {p: self.interp.deadlock_free if p == ir.DEADLOCK_FREE else self.interp.invariants[p] for p in props}
+        ex = explore(self.interp, preds, max_states=self.opt.max_states, on_progress=progress)
         seconds = time.perf_counter() - start
         out = []
         for prop in props:
             trace = ex.violations.get(prop)
             if trace is not None:
-                replay(self.interp, prop, trace)
+                replay(self.interp, prop, preds[prop], trace)
                 out.append(Result(self.m, prop, "violated", "explicit", len(trace) - 1, seconds, trace,
                                   replayed=True, states=ex.states, detail="shortest (breadth-first)"))
             elif ex.complete:
@@ -141,6 +179,82 @@ class MachineChecker:
                                   detail=f"stopped at {ex.states:,} states (--max-states)"))
         return out
 
+    # ----------------------------------------------------------- liveness
+    def _liveness(self, lv: ir.Liveness) -> Result:
+        if self.opt.engine == "explicit":
+            return self._liveness_explicit(lv)
+        insts = live.instances(self.enc, lv)
+        proving = self.opt.engine in ("auto", "prove")
+        if proving:
+            self.opt.progress(f"{self.m.name}.{lv.name}: liveness-to-safety on slices")
+            proof = live.prove(self.enc, insts, timeout_ms=self.opt.timeout_ms)
+            if proof.holds:
+                return self._live_proof(lv, len(insts), proof.solved, "on cone-of-influence slices")
+            # A proven instance has no lasso; instances whose slices are equal up to renaming
+            # (symmetric slots, writers ...) have the same shortest lasso: search one of each.
+            insts = proof.representatives
+        found, searched, timed_out = live.shortest_lasso(
+            self.enc, insts, self.opt.depth, timeout_ms=self.opt.timeout_ms,
+            on_depth=lambda n: self.opt.progress(f"{self.m.name}.{lv.name}: lasso length {n}"))
+        if found is not None:
+            return self._live_violation(lv, *found)
+        if proving:
+            self.opt.progress(f"{self.m.name}.{lv.name}: liveness-to-safety on the whole machine")
+            whole = live.prove(self.enc, insts, timeout_ms=self.opt.timeout_ms, sliced=False)
+            if whole.holds:
+                return self._live_proof(lv, len(insts), whole.solved, "on the whole machine")
+        why = "solver timeout" if timed_out else f"no fair lasso with up to {searched} steps"
+        return Result(self.m, lv.name, "unknown", "lasso", searched, kind="liveness", detail=why)
 
-def z3_version() -> str:
-    return z3.get_version_string()
+    def _live_proof(self, lv: ir.Liveness, instances: int, solved: int, how: str) -> Result:
+        cert = (f"liveness-to-safety {how}: no fair cycle avoids the goal; {instances} instance(s), "
+                f"{solved} distinct problem(s) solved by Spacer, each inductive invariant re-checked")
+        return Result(self.m, lv.name, "holds", "proof", None, kind="liveness", certificate=cert,
+                      detail="for every fair execution of this instance")
+
+    def _live_violation(self, lv: ir.Liveness, inst: live.LiveInstance, lasso: live.Lasso) -> Result:
+        trace, _, _ = full_trace(self.enc, lasso.picks)
+        replay_lasso(self.interp, lv, inst.binding, trace, lasso.loop_start)
+        return Result(self.m, lv.name, "violated", "lasso", len(trace) - 1, trace=trace,
+                      loop_start=lasso.loop_start, kind="liveness", replayed=True,
+                      detail=f"{inst.label}: shortest fair lasso; replayed (prefix, then the loop twice)")
+
+    def _liveness_explicit(self, lv: ir.Liveness) -> Result:
+        start = time.perf_counter()
+        try:
+            found, states = fair_violation(self.interp, lv, max_states=self.opt.max_states)
+        except ExplorationTooLarge as exc:
+            return Result(self.m, lv.name, "unknown", "explicit", None, kind="liveness", detail=str(exc))
+        seconds = time.perf_counter() - start
+        if found is None:
+            return Result(self.m, lv.name, "holds", "explicit", None, seconds, kind="liveness", states=states,
+                          detail="no fair cycle avoids the goal in the reachable state graph")
+        trace, loop_start, binding = found
+        replay_lasso(self.interp, lv, binding, trace, loop_start)
+        return Result(self.m, lv.name, "violated", "lasso", len(trace) - 1, seconds, trace, loop_start,
+                      kind="liveness", replayed=True, states=states, detail="fair cycle found by SCC analysis")
+
+
+def replay_lasso(interp: Interpreter, lv: ir.Liveness, binding: dict, trace: list[Step], loop_start: int) -> None:
+    """A lasso is reported only if the interpreter confirms every step, the loop closes (twice),
+    the goal never holds from the trigger on, and every fairness obligation is met on the loop."""
+    last = replay_steps(interp, trace)
+    if last != trace[loop_start].state:
+        raise ReplayMismatch(f"the last state is not the loop start (step {loop_start})")
+    state = last
+    for st in trace[loop_start + 1:]:  # the loop, a second time
+        state = state if st.action == STUTTER else interp.step(state, st.action, st.args)  # type: ignore[arg-type]
+        if state != st.state:
+            raise ReplayMismatch("the loop does not repeat")
+    trigger, goal = interp.live_preds(lv, binding)
+    states = [st.state for st in trace[:-1]]
+    ok_from = [all(not goal(s) for s in states[j:]) for j in range(len(states))]
+    starts = range(1) if lv.kind == "eventually" else range(len(states))
+    if not any(trigger(states[i]) and ok_from[min(i, loop_start)] for i in starts):
+        raise ReplayMismatch("the goal holds somewhere after every trigger")
+    loop_states = states[loop_start:]
+    loop_steps = {(st.action, st.args) for st in trace[loop_start + 1:]}
+    for name, args, strong in fair_instances(interp):
+        enabled = [interp.step(s, name, args) is not None for s in loop_states]
+        if (any(enabled) if strong else all(enabled)) and (name, args) not in loop_steps:
+            raise ReplayMismatch(f"the loop is not fair to {name}{args}")

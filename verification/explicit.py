@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import product
 
+from racefree.spec import ir
 from racefree.spec.interp import Interpreter
 from racefree.spec.values import State
 
-from .result import Step
+from .result import STUTTER, Step
 
 
 @dataclass
@@ -23,10 +25,10 @@ class Exploration:
     depth: int
 
 
-def explore(interp: Interpreter, props: list[str], *, max_states: int = 5_000_000,
+def explore(interp: Interpreter, props: dict[str, Callable[[State], bool]], *, max_states: int = 5_000_000,
             on_progress: Callable[[int, int], None] | None = None) -> Exploration:
     parent: dict[State, tuple[State, str, tuple] | None] = {interp.init: None}
-    checks = [(p, interp.invariants[p]) for p in props]
+    checks = list(props.items())
     violations: dict[str, list[Step]] = {}
 
     def check(state: State) -> None:
@@ -70,3 +72,197 @@ def _path(parent: dict[State, tuple[State, str, tuple] | None], state: State) ->
         steps.append(Step(name, args, cur))
         cur = prev
     return steps[::-1]
+
+
+# ------------------------------------------------------------------ liveness
+
+Edge = tuple[str, tuple, int]  # (action, args, successor index); STUTTER for a deadlock self-loop
+
+
+def state_graph(interp: Interpreter, max_states: int) -> tuple[list[State], list[list[Edge]]] | None:
+    """Every reachable state and its outgoing edges; None when there are more than ``max_states``."""
+    index = {interp.init: 0}
+    states = [interp.init]
+    edges: list[list[Edge]] = []
+    i = 0
+    while i < len(states):
+        out: list[Edge] = []
+        for name, args, nxt in interp.successors(states[i]):
+            j = index.get(nxt)
+            if j is None:
+                j = index[nxt] = len(states)
+                states.append(nxt)
+                if len(states) > max_states:
+                    return None
+            out.append((name, args, j))
+        edges.append(out or [(STUTTER, (), i)])  # a deadlocked run stutters forever
+        i += 1
+    return states, edges
+
+
+def fair_violation(interp: Interpreter, lv: ir.Liveness, *, max_states: int
+                   ) -> tuple[tuple[list[Step], int, dict] | None, int]:
+    """A fair lasso violating some instance of ``lv`` (trace, loop start, binding), found by SCC analysis."""
+    graph = state_graph(interp, max_states)
+    if graph is None:
+        raise ExplorationTooLarge(f"more than {max_states:,} states")
+    states, edges = graph
+    fair = fair_instances(interp)
+    for values in product(*[ir.domain(b.ty) for b in lv.binders]):  # type: ignore[arg-type]
+        binding = {b.name: v for b, v in zip(lv.binders, values, strict=True)}
+        trigger, goal = interp.live_preds(lv, binding)
+        avoid = [not goal(s) for s in states]
+        starts = [0] if lv.kind == "eventually" else range(len(states))
+        roots = [i for i in starts if avoid[i] and trigger(states[i])]
+        region = _reach(roots, edges, avoid)
+        scc = _fair_scc(set(region), states, edges, fair, interp)
+        if scc is not None:
+            trace, loop_start = _lasso(interp, states, edges, roots, avoid, scc, fair)
+            return (trace, loop_start, binding), len(states)
+    return None, len(states)
+
+
+class ExplorationTooLarge(Exception):
+    pass
+
+
+def fair_instances(interp: Interpreter) -> list[tuple[str, tuple, bool]]:
+    """Every ground instance of every fair action: (action, args, strong)."""
+    out = []
+    for f in interp.machine.fairness:
+        ca = interp.actions[f.action]
+        out += [(f.action, args, f.strong) for args in product(*ca.param_domains)]
+    return out
+
+
+def _reach(roots: list[int] | range, edges: list[list[Edge]], allowed: list[bool]) -> list[int]:
+    seen = set(roots)
+    stack = list(roots)
+    while stack:
+        i = stack.pop()
+        for _, _, j in edges[i]:
+            if allowed[j] and j not in seen:
+                seen.add(j)
+                stack.append(j)
+    return sorted(seen)
+
+
+def _sccs(nodes: set[int], edges: list[list[Edge]]) -> list[set[int]]:
+    """Tarjan's algorithm, iterative, on the subgraph induced by ``nodes``."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[int] = []
+    out: list[set[int]] = []
+    counter = 0
+    for root in sorted(nodes):
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, pos = work.pop()
+            if pos == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack.add(v)
+            succ = [j for _, _, j in edges[v] if j in nodes]
+            if pos < len(succ):
+                work.append((v, pos + 1))
+                w = succ[pos]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            if low[v] == index[v]:
+                comp = set()
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.add(w)
+                    if w == v:
+                        break
+                out.append(comp)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+    return out
+
+
+def _fair_scc(nodes: set[int], states: list[State], edges: list[list[Edge]],
+              fair: list[tuple[str, tuple, bool]], interp: Interpreter) -> set[int] | None:
+    for comp in _sccs(nodes, edges):
+        inner = [(n, a, j) for n in comp for (a, args, j) in ((e[0], e[1], e[2]) for e in edges[n]) if j in comp]
+        if not inner:
+            continue  # a single state without a self-loop is no cycle
+        taken = {(e[0], e[1]) for n in comp for e in edges[n] if e[2] in comp}
+        enabled = {(a, args): [n for n in comp if interp.step(states[n], a, args) is not None] for a, args, _ in fair}
+        unfair_strong = [(a, args) for a, args, strong in fair
+                         if strong and enabled[(a, args)] and (a, args) not in taken]
+        if unfair_strong:
+            # Emerson-Lei: a fair cycle here must avoid every state where such an action is enabled.
+            drop = {n for key in unfair_strong for n in enabled[key]}
+            found = _fair_scc(comp - drop, states, edges, fair, interp)
+            if found is not None:
+                return found
+            continue
+        if all(strong or (a, args) in taken or len(enabled[(a, args)]) < len(comp) for a, args, strong in fair):
+            return comp
+    return None
+
+
+def _shortest_path(edges: list[list[Edge]], src: int, targets: set[int], allowed: set[int] | None) -> list[tuple[str, tuple, int]]:
+    """Shortest edge path from ``src`` to a target (staying inside ``allowed``); [] when src is a target."""
+    if src in targets:
+        return []
+    parent: dict[int, tuple[int, str, tuple]] = {src: (-1, "", ())}
+    frontier = [src]
+    while frontier:
+        nxt = []
+        for i in frontier:
+            for a, args, j in edges[i]:
+                if j in parent or (allowed is not None and j not in allowed):
+                    continue
+                parent[j] = (i, a, args)
+                if j in targets:
+                    out = []
+                    while j != src:
+                        p, a2, args2 = parent[j]
+                        out.append((a2, args2, j))
+                        j = p
+                    return out[::-1]
+                nxt.append(j)
+        frontier = nxt
+    raise AssertionError("target unreachable")
+
+
+def _lasso(interp: Interpreter, states: list[State], edges: list[list[Edge]], roots: list[int] | range,
+           avoid: list[bool], scc: set[int], fair: list[tuple[str, tuple, bool]]) -> tuple[list[Step], int]:
+    region = {i for i, ok in enumerate(avoid) if ok}
+    root = next(r for r in roots if _reach([r], edges, avoid) and scc & set(_reach([r], edges, avoid)))
+    prefix = _shortest_path(edges, 0, {root}, None) + _shortest_path(edges, root, scc, region)
+    entry = prefix[-1][2] if prefix else 0
+    # The loop visits, for every fair action, a state where it is disabled or an edge taking it.
+    loop: list[tuple[str, tuple, int]] = []
+    cur = entry
+    for a, args, strong in fair:
+        takes = [(n, j) for n in scc for (b, bargs, j) in edges[n] if (b, bargs) == (a, args) and j in scc]
+        disabled = [n for n in scc if interp.step(states[n], a, args) is None]
+        if not strong and disabled:
+            hop = _shortest_path(edges, cur, set(disabled), scc)
+        elif takes:
+            hop = _shortest_path(edges, cur, {takes[0][0]}, scc)
+            n = hop[-1][2] if hop else cur
+            hop.append((a, args, next(j for m, j in takes if m == n)))
+        else:
+            continue
+        loop += hop
+        cur = hop[-1][2] if hop else cur
+    if not loop:  # no obligations: any cycle through the entry
+        first = next(e for e in edges[entry] if e[2] in scc)
+        loop.append(first)
+        cur = first[2]
+    loop += _shortest_path(edges, cur, {entry}, scc)
+    trace = [Step(None, (), states[0])] + [Step(a, args, states[j]) for a, args, j in prefix + loop]
+    return trace, len(prefix)

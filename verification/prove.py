@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import z3
 
+from . import chc
 from .coi import Slice, canonical_frame, conjuncts, slice_property
 from .encode import Encoding
 
@@ -56,40 +57,28 @@ def spacer_prove(enc: Encoding, prop: z3.BoolRef, *, timeout_ms: int) -> ProofAt
 
 def _solve_slice(enc: Encoding, sl: Slice, timeout_ms: int) -> z3.ExprRef | None | str:
     x = canonical_frame(enc, sl.cells)
+    y = canonical_frame(enc, sl.cells, "'")
     pairs = list(zip([enc.base[c] for c in sl.cells], x, strict=True))
 
     def ren(e: z3.ExprRef) -> z3.ExprRef:
         return z3.substitute(e, *pairs) if pairs else e
 
-    sorts = [v.sort() for v in x]
-    inv = z3.Function("Inv", *sorts, z3.BoolSort())
     dom = ren(enc.domain_constraint(enc.base, sl.cells))
-    s = z3.SolverFor("HORN")
-    s.set("timeout", timeout_ms)
-    # Inlining rules makes Z3 translate the model back with existential
-    # quantifiers over eliminated variables; we need a printable, ground invariant.
-    s.set("xform.inline_eager", False)
-    s.set("xform.inline_linear", False)
-    init_vals = [enc.init_values[c] for c in sl.cells]
-    s.add(inv(*[z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v) for v in init_vals]))
+    init = z3.And([v == _val(enc.init_values[c]) for v, c in zip(x, sl.cells, strict=True)] or [z3.BoolVal(True)])
     # Explicit next-state variables (not update terms in the head) keep Spacer's
     # invariants quantifier-free, which the certificate printer needs.
-    y = canonical_frame(enc, sl.cells, "'")
+    steps = []
     for ga in sl.actions:
         nxt = [ren(ga.updates.get(c, enc.base[c])) for c in sl.cells]
-        body = z3.And(inv(*x), dom, ren(ga.guard), *[a == b for a, b in zip(y, nxt, strict=True)])
-        s.add(z3.ForAll(x + y, z3.Implies(body, inv(*y))) if x else z3.Implies(body, inv(*y)))
-    bad = z3.And(inv(*x), dom, z3.Not(ren(sl.prop)))
-    s.add(z3.ForAll(x, z3.Not(bad)) if x else z3.Not(bad))
-    res = s.check()
-    if res == z3.unsat:
+        steps.append(z3.And(dom, ren(ga.guard), *[a == b for a, b in zip(y, nxt, strict=True)]))
+    answer = chc.solve(chc.Chc(x, y, init, steps, z3.And(dom, z3.Not(ren(sl.prop)))), timeout_ms)
+    if answer.verdict == "unsafe":
         return "violated"
-    if res != z3.sat:
-        return None
-    interp = s.model()[inv]
-    body = interp.else_value() if isinstance(interp, z3.FuncInterp) else interp
-    # Spacer's interpretation is over de Bruijn variables: Var(i) is the i-th argument.
-    return z3.substitute_vars(body, *x) if x else body
+    return answer.invariant
+
+
+def _val(v: int | bool) -> z3.ExprRef:
+    return z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)
 
 
 def k_induction(enc: Encoding, prop: z3.BoolRef, *, max_k: int, timeout_ms: int) -> tuple[int | None, str]:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from racefree.spec import ir, values
 from racefree.spec.values import State
 
+STUTTER = "(stutter)"  # the action name of a step in which a deadlocked run stays put
 VerdictT = Literal["holds", "violated", "unknown"]
 MethodT = Literal["proof", "bmc", "explicit", "lasso", "k-induction"]
 
@@ -30,6 +31,8 @@ class Result:
     bound: int | None  # None = unbounded
     seconds: float = 0.0
     trace: list[Step] | None = None
+    loop_start: int | None = None  # lasso counterexamples: the step index the loop returns to
+    kind: Literal["invariant", "liveness"] = "invariant"
     replayed: bool = False
     certificate: str | None = None
     states: int | None = None
@@ -49,11 +52,15 @@ class Result:
             return None
         out = []
         for i, st in enumerate(self.trace):
-            role = self.machine.action(st.action).role if st.action else None
+            role = None
             args: dict[str, Any] = {}
-            if st.action:
+            if st.action and st.action != STUTTER:
                 a = self.machine.action(st.action)
+                role = a.role
                 args = {p.name: values.to_json(p.ty, x) for p, x in zip(a.params, st.args, strict=True)}  # type: ignore[arg-type]
-            out.append({"step": i, "role": role, "action": st.action, "args": args,
-                        "state": values.state_json(self.machine, st.state)})
+            row = {"step": i, "role": role, "action": st.action, "args": args,
+                   "state": values.state_json(self.machine, st.state)}
+            if self.loop_start is not None:
+                row["loop_start"] = i == self.loop_start
+            out.append(row)
         return out

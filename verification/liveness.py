@@ -1,0 +1,283 @@
+"""Liveness under fairness: lasso counterexamples and liveness-to-safety proofs.
+
+Semantics. A run is an infinite sequence of action steps; a state with no
+enabled action (a deadlock, reported separately) stutters forever. ``fair a``
+is weak fairness on every ground instance of ``a`` (continuously enabled on a
+cycle => taken on it); ``fair strong a`` is strong fairness (enabled somewhere
+on the cycle => taken on it). Every property reduces to one shape per instance
+of its ``forall`` prefix:
+
+    eventually Q          no fair run from the initial state on which Q never holds
+    always eventually Q   = true leads_to Q
+    P leads_to Q          no fair run that reaches P & !Q and avoids Q from then on
+
+On a finite instance a violation is a *lasso*: a prefix to a state s_l and a loop
+back to it, fair on the loop, with Q false from the trigger on.
+
+Proofs use the liveness-to-safety reduction: the state is extended with a
+"pending" flag (the trigger happened, Q must stay false), a saved copy of one
+loop state, and per fair ground action a "taken" flag and an "enabled/disabled
+somewhere" flag. A fair lasso exists iff a state equal to the saved one is
+reachable with every fairness obligation met, which is a safety question for
+Spacer (chc.py); its invariant is re-checked independently. Each instance is
+first proven on its cone-of-influence slice, with stuttering allowed for the
+actions outside the cone: a fair lasso of the machine projects to a fair lasso
+of the slice, so "no lasso on the slice" is a proof. A slice lasso may be
+spurious, so counterexamples always come from a lasso search on the full machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any
+
+import z3
+from racefree.spec import ir
+
+from . import chc
+from .bmc import lexmin
+from .coi import canonical_frame, slice_property
+from .encode import Encoding, Stutter
+
+
+@dataclass
+class LiveInstance:
+    """One ground instance of a liveness property (its ``forall`` prefix fixed)."""
+
+    label: str
+    binding: dict[str, Any]
+    kind: ir.TemporalKind
+    trigger: z3.BoolRef  # over the base frame; true for eventually / always eventually
+    goal: z3.BoolRef
+    fair: list[tuple[int, bool]]  # (ground action index, strong)
+
+
+def instances(enc: Encoding, lv: ir.Liveness) -> list[LiveInstance]:
+    m = enc.machine
+    fairness = {f.action: f.strong for f in m.fairness}
+    fair = [(i, fairness[ga.action.name]) for i, ga in enumerate(enc.actions) if ga.action.name in fairness]
+    out = []
+    domains = [ir.domain(b.ty) for b in lv.binders]  # type: ignore[arg-type]
+    for values in product(*domains):
+        env = {b.name: v for b, v in zip(lv.binders, values, strict=True)}
+        trigger = enc.invariant(lv.trigger, enc.base, env) if lv.trigger is not None else z3.BoolVal(True)
+        goal = enc.invariant(lv.goal, enc.base, env)
+        label = lv.name + ("[" + ", ".join(f"{k}={_show(b.ty, v)}" for (k, v), b in
+                                           zip(env.items(), lv.binders, strict=True)) + "]" if env else "")
+        out.append(LiveInstance(label, env, lv.kind, trigger, goal, fair))
+    return out
+
+
+def _show(ty: Any, v: Any) -> str:
+    from racefree.spec.values import show_scalar
+
+    return show_scalar(ty, v)
+
+
+# --------------------------------------------------------------------- lassos
+
+
+@dataclass
+class Lasso:
+    picks: list[int]  # ground action indices (-1 = deadlock stutter), one per step
+    loop_start: int  # the state index the last step returns to
+
+
+class LassoSearch:
+    """Incremental search for the shortest fair lasso violating one instance."""
+
+    def __init__(self, enc: Encoding, inst: LiveInstance, timeout_ms: int = 0) -> None:
+        self.enc = enc
+        self.inst = inst
+        self.solver = z3.Solver()
+        if timeout_ms:
+            self.solver.set("timeout", timeout_ms)
+        self.frames = [enc.frame("@0")]
+        self.picks: list[z3.ArithRef] = []
+        self.solver.add(enc.init(self.frames[0]))
+
+    def try_length(self, n: int) -> Lasso | None | str:
+        """A lasso with exactly ``n`` steps, None, or "timeout". Call with n = 1, 2, ... in order."""
+        assert n == len(self.picks) + 1
+        nxt = self.enc.frame(f"@{n}")
+        pick = z3.Int(f"action@{n}")
+        self.solver.add(self.enc.step_relation(self.frames[-1], nxt, pick, stutter="deadlock"))
+        self.frames.append(nxt)
+        self.picks.append(pick)
+        self.solver.push()
+        loop = z3.Int("loop_start")
+        self.solver.add(_lasso_constraints(self.enc, self.inst, self.frames, self.picks, loop))
+        res = self.solver.check()
+        found: Lasso | None | str = None
+        if res == z3.sat:
+            chosen = lexmin(self.solver, [*self.picks, loop])
+            found = Lasso(chosen[:-1], chosen[-1])
+        elif res == z3.unknown:
+            found = "timeout"
+        self.solver.pop()
+        return found
+
+
+def shortest_lasso(enc: Encoding, insts: list[LiveInstance], max_steps: int, *, timeout_ms: int = 0,
+                   on_depth: Callable[[int], None] | None = None
+                   ) -> tuple[tuple[LiveInstance, Lasso] | None, int, bool]:
+    """The shortest fair lasso over all instances, searched in lockstep by length.
+
+    Returns ((instance, lasso) or None, length searched, timed_out).
+    """
+    searches = [LassoSearch(enc, inst, timeout_ms) for inst in insts]
+    for n in range(1, max_steps + 1):
+        if on_depth:
+            on_depth(n)
+        for search in searches:
+            found = search.try_length(n)
+            if found == "timeout":
+                return None, n - 1, True
+            if isinstance(found, Lasso):
+                return (search.inst, found), n, False
+    return None, max_steps, False
+
+
+def _lasso_constraints(enc: Encoding, inst: LiveInstance, frames: list[list[z3.ExprRef]],
+                       picks: list[z3.ArithRef], loop: z3.ArithRef) -> z3.BoolRef:
+    n = len(picks)  # states 0..n; state n closes the loop onto state `loop`
+    trig = z3.Int("trigger")
+    goal = [enc.substitute(inst.goal, frames[j]) for j in range(n)]
+    parts: list[z3.BoolRef] = [loop >= 0, loop < n, trig >= 0, trig < n]
+    parts.append(z3.Or([z3.And(loop == j, _same(frames[n], frames[j])) for j in range(n)]))
+    if inst.kind == "eventually":
+        parts.append(trig == 0)
+    else:
+        parts.append(z3.Or([z3.And(trig == j, enc.substitute(inst.trigger, frames[j])) for j in range(n)]))
+    # From the trigger on, and everywhere on the loop, the goal never holds.
+    parts += [z3.Implies(z3.Or(trig <= j, loop <= j), z3.Not(goal[j])) for j in range(n)]
+    for a, strong in inst.fair:
+        guard = enc.actions[a].guard
+        enabled = [enc.substitute(guard, frames[j]) for j in range(n)]
+        taken = z3.Or([z3.And(loop <= j, picks[j] == a) for j in range(n)])
+        if strong:
+            parts.append(z3.Or(taken, z3.And([z3.Implies(loop <= j, z3.Not(enabled[j])) for j in range(n)])))
+        else:
+            parts.append(z3.Or(taken, z3.Or([z3.And(loop <= j, z3.Not(enabled[j])) for j in range(n)])))
+    return z3.And(parts)
+
+
+def _same(a: list[z3.ExprRef], b: list[z3.ExprRef]) -> z3.BoolRef:
+    return z3.And([x == y for x, y in zip(a, b, strict=True)] or [z3.BoolVal(True)])
+
+
+# --------------------------------------------------------------------- proofs
+
+
+@dataclass
+class LiveProof:
+    proven: list[LiveInstance]
+    open: list[LiveInstance]  # not proven: a lasso may exist (search for a real one)
+    solved: int = 0  # distinct problems sent to Spacer
+    representatives: list[LiveInstance] = field(default_factory=list)  # one open instance per symmetry class
+
+    @property
+    def holds(self) -> bool:
+        return not self.open
+
+
+def prove(enc: Encoding, insts: list[LiveInstance], *, timeout_ms: int, sliced: bool = True) -> LiveProof:
+    """Liveness-to-safety + Spacer for every instance; sliced (stuttering) or on the whole machine."""
+    cache: dict[str, bool] = {}
+    seen_open: set[str] = set()
+    result = LiveProof([], [])
+    for inst in insts:
+        problem = _l2s(enc, inst, sliced)
+        key = problem.key()
+        if key not in cache:
+            answer = chc.solve(problem, timeout_ms)
+            cache[key] = answer.verdict == "safe" and answer.invariant is not None and \
+                chc.check_invariant(problem, answer.invariant, timeout_ms) is None
+        (result.proven if cache[key] else result.open).append(inst)
+        if not cache[key] and key not in seen_open:
+            seen_open.add(key)
+            result.representatives.append(inst)
+    result.solved = len(cache)
+    return result
+
+
+def _l2s(enc: Encoding, inst: LiveInstance, sliced: bool) -> chc.Chc:
+    if sliced:
+        cells = slice_property(enc, z3.And(inst.trigger, inst.goal)).cells
+        wanted = set(cells)
+        actions = [i for i, ga in enumerate(enc.actions) if wanted.intersection(ga.updates)]
+        stutter: Stutter = "always"
+    else:
+        cells = list(range(len(enc.cells)))
+        actions = list(range(len(enc.actions)))
+        stutter = "deadlock"
+    fair = [(a, strong) for a, strong in inst.fair if a in set(actions)]
+    x, x2 = canonical_frame(enc, cells), canonical_frame(enc, cells, "'")
+    y, y2 = canonical_frame(enc, cells, "^s"), canonical_frame(enc, cells, "^s'")
+    pending, saved, moved = z3.Bools("pending saved moved")
+    pending2, saved2, moved2 = z3.Bools("pending' saved' moved'")
+    taken = [z3.Bool(f"taken{k}") for k in range(len(fair))]
+    taken2 = [z3.Bool(f"taken{k}'") for k in range(len(fair))]
+    mark = [z3.Bool(f"mark{k}") for k in range(len(fair))]
+    mark2 = [z3.Bool(f"mark{k}'") for k in range(len(fair))]
+    trig, save = z3.Bools("choose_trigger choose_save")
+    pairs = list(zip([enc.base[c] for c in cells], x, strict=True))
+
+    def at(e: z3.ExprRef, frame: list[z3.ExprRef]) -> z3.BoolRef:
+        return z3.substitute(e, *zip([enc.base[c] for c in cells], frame, strict=True)) if cells else e  # type: ignore[return-value]
+
+    def ren(e: z3.ExprRef) -> z3.ExprRef:
+        return z3.substitute(e, *pairs) if pairs else e
+
+    def obligation(k: int, frame: list[z3.ExprRef]) -> z3.BoolRef:
+        a, strong = fair[k]
+        enabled = at(enc.actions[a].guard, frame)
+        return enabled if strong else z3.Not(enabled)  # strong: "enabled somewhere"; weak: "disabled somewhere"
+
+    def first_pending(frame: list[z3.ExprRef], before: z3.BoolRef) -> z3.BoolRef:
+        goal = at(inst.goal, frame)
+        if inst.kind == "eventually":
+            return before
+        return z3.Or(before, z3.And(trig, at(inst.trigger, frame), z3.Not(goal)))
+
+    init = z3.And(
+        *[v == _val(enc.init_values[c]) for v, c in zip(x, cells, strict=True)],
+        *[a == b for a, b in zip(y, x, strict=True)],
+        pending == first_pending(x, z3.Not(at(inst.goal, x)) if inst.kind == "eventually" else z3.BoolVal(False)),
+        z3.Implies(pending, z3.Not(at(inst.goal, x))),
+        saved == z3.And(save, pending), z3.Not(moved),
+        *[z3.Not(t) for t in taken], *[mk == obligation(k, x) for k, mk in enumerate(mark)],
+    )
+    dom = ren(enc.domain_constraint(enc.base, cells))
+    steps = []
+    options: list[tuple[int, z3.BoolRef, list[z3.ExprRef]]] = []
+    for a in actions:
+        ga = enc.actions[a]
+        options.append((a, ren(ga.guard), [ren(ga.updates.get(c, enc.base[c])) for c in cells]))
+    if stutter == "always":
+        options.append((-1, z3.BoolVal(True), list(x)))
+    else:
+        options.append((-1, z3.Not(ren(enc.some_enabled(enc.base))), list(x)))
+    for a, guard, nxt in options:
+        loop_flags = [t2 == z3.Or(t, z3.BoolVal(fair[k][0] == a)) for k, (t, t2) in enumerate(zip(taken, taken2, strict=True))]
+        loop_flags += [m2 == z3.Or(mk, obligation(k, x2)) for k, (mk, m2) in enumerate(zip(mark, mark2, strict=True))]
+        fresh = [z3.Not(t2) for t2 in taken2] + [m2 == obligation(k, x2) for k, m2 in enumerate(mark2)]
+        steps.append(z3.And(
+            dom, guard, *[a2 == b for a2, b in zip(x2, nxt, strict=True)],
+            pending2 == first_pending(x2, pending), z3.Implies(pending2, z3.Not(at(inst.goal, x2))),
+            z3.If(saved,
+                  z3.And(*[a2 == b for a2, b in zip(y2, y, strict=True)], saved2, moved2, *loop_flags),
+                  z3.And(*[a2 == b for a2, b in zip(y2, x2, strict=True)], saved2 == z3.And(save, pending2),
+                         z3.Not(moved2), *fresh)),
+        ))
+    fair_met = [z3.Or(t, z3.Not(mk) if fair[k][1] else mk) for k, (t, mk) in enumerate(zip(taken, mark, strict=True))]
+    bad = z3.And(saved, moved, _same(x, y), *fair_met)
+    cur = [*x, *y, pending, saved, moved, *taken, *mark]
+    nxt_vars = [*x2, *y2, pending2, saved2, moved2, *taken2, *mark2]
+    return chc.Chc(cur, nxt_vars, init, steps, bad, choices=[trig, save])
+
+
+def _val(v: int | bool) -> z3.ExprRef:
+    return z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)
