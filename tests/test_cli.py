@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from .conftest import ROOT
 
 KEYS = {"file", "machine", "property", "kind", "verdict", "method", "bound", "seconds", "expected",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from racefree.spec.interp import Interpreter
 from racefree.spec.loader import load_file, load_text
 from racefree.verification.certificate import CertificateRejected, recheck
 from racefree.verification.encode import Encoding
-from racefree.spec.interp import Interpreter
 from racefree.verification.engine import MachineChecker, Options, replay_lasso
 from racefree.verification.replay import ReplayMismatch, replay
 from racefree.verification.result import Step

@@ -97,6 +97,7 @@ class LassoSearch:
         self.frames = [enc.frame("@0")]
         self.picks: list[z3.ArithRef] = []
         self.solver.add(enc.init(self.frames[0]))
+        self.per_state: list[_StateTerms] = []  # substituted once per frame, reused at every length
 
     def try_length(self, n: int) -> Lasso | None | str:
         """A lasso with exactly ``n`` steps, None, or "timeout". Call with n = 1, 2, ... in order."""
@@ -106,9 +107,10 @@ class LassoSearch:
         self.solver.add(self.enc.step_relation(self.frames[-1], nxt, pick, stutter="deadlock"))
         self.frames.append(nxt)
         self.picks.append(pick)
+        self.per_state.append(_StateTerms(self.enc, self.inst, self.frames[n - 1]))
         self.solver.push()
         loop = z3.Int("loop_start")
-        self.solver.add(_lasso_constraints(self.enc, self.inst, self.frames, self.picks, loop))
+        self.solver.add(_lasso_constraints(self.inst, self.frames, self.picks, self.per_state, loop))
         res = self.solver.check()
         found: Lasso | None | str = None
         if res == z3.sat:
@@ -140,27 +142,33 @@ def shortest_lasso(enc: Encoding, insts: list[LiveInstance], max_steps: int, *, 
     return None, max_steps, False
 
 
-def _lasso_constraints(enc: Encoding, inst: LiveInstance, frames: list[list[z3.ExprRef]],
-                       picks: list[z3.ArithRef], loop: z3.ArithRef) -> z3.BoolRef:
+class _StateTerms:
+    """The goal, trigger and fair guards of one instance, evaluated in one frame."""
+
+    def __init__(self, enc: Encoding, inst: LiveInstance, frame: list[z3.ExprRef]) -> None:
+        self.goal = enc.substitute(inst.goal, frame)
+        self.trigger = enc.substitute(inst.trigger, frame)
+        self.enabled = [enc.substitute(enc.actions[a].guard, frame) for a, _ in inst.fair]
+
+
+def _lasso_constraints(inst: LiveInstance, frames: list[list[z3.ExprRef]], picks: list[z3.ArithRef],
+                       terms: list[_StateTerms], loop: z3.ArithRef) -> z3.BoolRef:
     n = len(picks)  # states 0..n; state n closes the loop onto state `loop`
     trig = z3.Int("trigger")
-    goal = [enc.substitute(inst.goal, frames[j]) for j in range(n)]
     parts: list[z3.BoolRef] = [loop >= 0, loop < n, trig >= 0, trig < n]
     parts.append(z3.Or([z3.And(loop == j, _same(frames[n], frames[j])) for j in range(n)]))
     if inst.kind == "eventually":
         parts.append(trig == 0)
     else:
-        parts.append(z3.Or([z3.And(trig == j, enc.substitute(inst.trigger, frames[j])) for j in range(n)]))
+        parts.append(z3.Or([z3.And(trig == j, terms[j].trigger) for j in range(n)]))
     # From the trigger on, and everywhere on the loop, the goal never holds.
-    parts += [z3.Implies(z3.Or(trig <= j, loop <= j), z3.Not(goal[j])) for j in range(n)]
-    for a, strong in inst.fair:
-        guard = enc.actions[a].guard
-        enabled = [enc.substitute(guard, frames[j]) for j in range(n)]
+    parts += [z3.Implies(z3.Or(trig <= j, loop <= j), z3.Not(terms[j].goal)) for j in range(n)]
+    for k, (a, strong) in enumerate(inst.fair):
         taken = z3.Or([z3.And(loop <= j, picks[j] == a) for j in range(n)])
         if strong:
-            parts.append(z3.Or(taken, z3.And([z3.Implies(loop <= j, z3.Not(enabled[j])) for j in range(n)])))
+            parts.append(z3.Or(taken, z3.And([z3.Implies(loop <= j, z3.Not(terms[j].enabled[k])) for j in range(n)])))
         else:
-            parts.append(z3.Or(taken, z3.Or([z3.And(loop <= j, z3.Not(enabled[j])) for j in range(n)])))
+            parts.append(z3.Or(taken, z3.Or([z3.And(loop <= j, z3.Not(terms[j].enabled[k])) for j in range(n)])))
     return z3.And(parts)
 
 
