@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ir
-from .ir import TBool, TEmptySet, TEnum, TInt, TMap, TNone, TOption, TSet, Ty
+from .ir import TBool, TEnum, TInt, TMap, TOption, TSet, Ty
 from .values import State
 
 
@@ -189,9 +189,6 @@ class Interpreter:
             for args, nxt in ca.successors(state):
                 yield name, args, nxt
 
-    def holds(self, prop: str, state: State) -> bool:
-        return self.invariants[prop](state)
-
     def enabled_any(self, state: State) -> bool:
         return any(ca.successors(state) for ca in self.actions.values())
 
@@ -309,5 +306,3 @@ class Interpreter:
         domains = tuple(ir.domain(p.ty) for p in a.params)  # type: ignore[arg-type]
         return CompiledAction(a, self._exec(step_src, "step"), self._exec(succ_src, "successors"), domains)
 
-
-__all__ = ["Interpreter", "Undefined", "TNone", "TEmptySet"]

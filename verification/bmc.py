@@ -15,7 +15,7 @@ from collections.abc import Callable
 import z3
 
 from .coi import Slice, conjuncts, slice_property
-from .encode import Encoding
+from .encode import Encoding, literal
 from .result import STUTTER, Step
 
 
@@ -32,7 +32,7 @@ class _Unrolling:
         self.frames = [enc.frame("@0")]
         self.picks: list[z3.ArithRef] = []
         x = self.frames[0]
-        self.solver.add(*[x[c] == _val(enc.init_values[c]) for c in self.cells])
+        self.solver.add(*[x[c] == literal(enc.init_values[c]) for c in self.cells])
 
     def violated_at(self, depth: int) -> z3.CheckSatResult:
         self.solver.push()
@@ -121,6 +121,3 @@ def full_trace(enc: Encoding, picks: list[int]) -> tuple[list[Step], z3.ModelRef
         trace.append(Step(name, args, enc.decode(model, frames[k])))
     return trace, model, frames
 
-
-def _val(v: int | bool) -> z3.ExprRef:
-    return z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)

@@ -14,12 +14,13 @@ and every assigned value is in its declared type.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import z3
 from racefree.spec import ir
-from racefree.spec.ir import TBool, TEmptySet, TEnum, TInt, TMap, TNone, TOption, TSet, Ty
+from racefree.spec.ir import TBool, TEmptySet, TInt, TMap, TNone, TOption, TSet, Ty
+from racefree.spec.values import show_scalar
 
 NONE = -(2**31)  # the encoding of `none` in an optional cell
 TRUE = z3.BoolVal(True)  # "always defined": compared by identity so no Z3 terms are built for it
@@ -58,7 +59,6 @@ class GroundAction:
     args: tuple[Any, ...]
     guard: z3.BoolRef  # over the base frame, definedness included
     updates: dict[int, z3.ExprRef]  # cell index -> new value over the base frame
-    reads: frozenset[int] = field(default_factory=frozenset)
 
     @property
     def label(self) -> str:
@@ -71,7 +71,8 @@ def _scalar_values(ty: Ty) -> tuple[int | bool, ...]:
     return ir.domain(ty)
 
 
-def _z3(v: int | bool) -> z3.ExprRef:
+def literal(v: int | bool) -> z3.ExprRef:
+    """A Python value in the canonical encoding as a Z3 constant."""
     return z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)
 
 
@@ -90,19 +91,16 @@ class Encoding:
         self._steps: dict[tuple[tuple[int, ...] | None, str], tuple[z3.BoolRef, z3.ArithRef, list[z3.ExprRef]]] = {}
         self.init_values = self._initial_values()
         self.actions = [ga for a in m.actions for ga in self._ground(a)]
-        for ga in self.actions:
-            ga.reads = frozenset(self.free_cells(ga.guard)) | frozenset(
-                c for u in ga.updates.values() for c in self.free_cells(u))
 
     # ----------------------------------------------------------------- layout
     def _alloc(self, display: str, var: str, ty: Ty) -> Any:
         if isinstance(ty, TMap):
-            return [self._alloc(f"{display}[{_show(ty.key, k)}]", var, ty.value) for k in ir.domain(ty.key)]
+            return [self._alloc(f"{display}[{show_scalar(ty.key, k)}]", var, ty.value) for k in ir.domain(ty.key)]
         if isinstance(ty, TSet):
             out = {}
             for x in ir.domain(ty.elem):
                 out[x] = len(self.cells)
-                self.cells.append(Cell(f"{_show(ty.elem, x)} in {display}", var, TBool(), (False, True)))
+                self.cells.append(Cell(f"{show_scalar(ty.elem, x)} in {display}", var, TBool(), (False, True)))
             return out
         self.cells.append(Cell(display, var, ty, _scalar_values(ty)))
         return len(self.cells) - 1
@@ -161,13 +159,6 @@ class Encoding:
 
     def substitute(self, e: z3.ExprRef, frame: Sequence[z3.ExprRef]) -> z3.ExprRef:
         return z3.substitute(e, *zip(self.base, frame, strict=True)) if self.cells else e
-
-    def transition(self, ga: GroundAction, pre: Sequence[z3.ExprRef], post: Sequence[z3.ExprRef],
-                   cells: Sequence[int] | None = None) -> z3.BoolRef:
-        """pre -> post under one ground action; only ``cells`` (default: all) are constrained."""
-        keep = range(len(self.cells)) if cells is None else cells
-        parts = [ga.guard] + [post[i] == ga.updates.get(i, self.base[i]) for i in keep]
-        return self.substitute(z3.And(parts), pre)  # type: ignore[return-value]
 
     def step_relation(self, pre: Sequence[z3.ExprRef], post: Sequence[z3.ExprRef], pick: z3.ArithRef,
                       cells: tuple[int, ...] | None = None, stutter: Stutter = "never") -> z3.BoolRef:
@@ -267,7 +258,7 @@ class Encoding:
                 hit = _const_eq(k, key)
                 if hit is False:
                     continue
-                cond = pc if hit is True else z3.And(pc, k == _z3(key))
+                cond = pc if hit is True else z3.And(pc, k == literal(key))
                 self._write(slots[pos], value, cond, new)
 
     def _write(self, node: Any, value: Val, cond: z3.BoolRef, new: dict[int, z3.ExprRef]) -> None:
@@ -316,7 +307,7 @@ class Encoding:
                     return z3.IntVal(self.consts[n]), T
                 if kind == "member":
                     return z3.IntVal(self.members[n]), T
-                return _z3(env[n]), T
+                return literal(env[n]), T
             case ir.Index(base, index):
                 assert isinstance(base.ty, TMap)
                 slots, db = self.expr(base, env, view)
@@ -331,7 +322,7 @@ class Encoding:
                     return slots[pos], _defined(db, dk)
                 value = slots[-1]
                 for pos in range(len(keys) - 2, -1, -1):
-                    value = self._ite(k == _z3(keys[pos]), slots[pos], value)
+                    value = self._ite(k == literal(keys[pos]), slots[pos], value)
                 return value, _defined(db, dk, self._key_ok(k, base.ty.key))
             case ir.SetLit(elems):
                 vals = [self.expr(x, env, view) for x in elems]
@@ -340,7 +331,7 @@ class Encoding:
                 assert isinstance(e.ty, TSet)
                 out = {}
                 for d in ir.domain(e.ty.elem):
-                    out[d] = z3.simplify(z3.Or([v == _z3(d) for v, _ in vals]))
+                    out[d] = z3.simplify(z3.Or([v == literal(d) for v, _ in vals]))
                 return out, _defined(*[dv for _, dv in vals])
             case ir.Card(x):
                 s, d = self.expr(x, env, view)
@@ -421,7 +412,7 @@ class Encoding:
                     if hit is True:
                         return bit, both
                     if hit is None:
-                        parts.append(z3.And(a == _z3(x), bit))
+                        parts.append(z3.And(a == literal(x), bit))
                 return (z3.Or(parts) if parts else z3.BoolVal(False)), both
             case "subset":
                 return z3.And([z3.Implies(bit, b.get(x, z3.BoolVal(False))) for x, bit in a.items()]
@@ -497,14 +488,6 @@ class Encoding:
         return tuple(build(self.layout[v.name], v.ty) for v in self.machine.vars)  # type: ignore[arg-type]
 
 
-def _show(ty: Ty, v: Any) -> str:
-    if isinstance(ty, TEnum):
-        return ty.members[v]
-    if isinstance(ty, TBool):
-        return "true" if v else "false"
-    return str(v)
-
-
 def _concrete(k: Any) -> int | bool | None:
     """The Python value of a literal key term, or None when it is symbolic."""
     if z3.is_int_value(k):
@@ -538,5 +521,3 @@ def _product(domains: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         out = [prefix + (x,) for prefix in out for x in d]
     return out
 
-
-__all__ = ["Encoding", "GroundAction", "Cell", "NONE", "TEnum", "TNone"]

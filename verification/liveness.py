@@ -35,11 +35,12 @@ from typing import Any
 
 import z3
 from racefree.spec import ir
+from racefree.spec.values import show_scalar
 
 from . import chc
 from .bmc import lexmin
 from .coi import canonical_frame, slice_property
-from .encode import Encoding, Stutter
+from .encode import Encoding, Stutter, literal
 
 
 @dataclass
@@ -64,16 +65,10 @@ def instances(enc: Encoding, lv: ir.Liveness) -> list[LiveInstance]:
         env = {b.name: v for b, v in zip(lv.binders, values, strict=True)}
         trigger = enc.invariant(lv.trigger, enc.base, env) if lv.trigger is not None else z3.BoolVal(True)
         goal = enc.invariant(lv.goal, enc.base, env)
-        label = lv.name + ("[" + ", ".join(f"{k}={_show(b.ty, v)}" for (k, v), b in
+        label = lv.name + ("[" + ", ".join(f"{k}={show_scalar(b.ty, v)}" for (k, v), b in
                                            zip(env.items(), lv.binders, strict=True)) + "]" if env else "")
         out.append(LiveInstance(label, env, lv.kind, trigger, goal, fair))
     return out
-
-
-def _show(ty: Any, v: Any) -> str:
-    from racefree.spec.values import show_scalar
-
-    return show_scalar(ty, v)
 
 
 # --------------------------------------------------------------------- lassos
@@ -251,7 +246,7 @@ def _l2s(enc: Encoding, inst: LiveInstance, sliced: bool) -> chc.Chc:
         return z3.Or(before, z3.And(trig, at(inst.trigger, frame), z3.Not(goal)))
 
     init = z3.And(
-        *[v == _val(enc.init_values[c]) for v, c in zip(x, cells, strict=True)],
+        *[v == literal(enc.init_values[c]) for v, c in zip(x, cells, strict=True)],
         *[a == b for a, b in zip(y, x, strict=True)],
         pending == first_pending(x, z3.Not(at(inst.goal, x)) if inst.kind == "eventually" else z3.BoolVal(False)),
         z3.Implies(pending, z3.Not(at(inst.goal, x))),
@@ -286,6 +281,3 @@ def _l2s(enc: Encoding, inst: LiveInstance, sliced: bool) -> chc.Chc:
     nxt_vars = [*x2, *y2, pending2, saved2, moved2, *taken2, *mark2]
     return chc.Chc(cur, nxt_vars, init, steps, bad, choices=[trig, save])
 
-
-def _val(v: int | bool) -> z3.ExprRef:
-    return z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)

@@ -21,7 +21,7 @@ import z3
 
 from . import chc
 from .coi import Slice, canonical_frame, conjuncts, slice_property
-from .encode import Encoding
+from .encode import Encoding, literal
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _solve_slice(enc: Encoding, sl: Slice, timeout_ms: int) -> z3.ExprRef | None
         return z3.substitute(e, *pairs) if pairs else e
 
     dom = ren(enc.domain_constraint(enc.base, sl.cells))
-    init = z3.And([v == _val(enc.init_values[c]) for v, c in zip(x, sl.cells, strict=True)] or [z3.BoolVal(True)])
+    init = z3.And([v == literal(enc.init_values[c]) for v, c in zip(x, sl.cells, strict=True)] or [z3.BoolVal(True)])
     # Explicit next-state variables (not update terms in the head) keep Spacer's
     # invariants quantifier-free, which the certificate printer needs.
     steps = []
@@ -76,9 +76,6 @@ def _solve_slice(enc: Encoding, sl: Slice, timeout_ms: int) -> z3.ExprRef | None
         return "violated"
     return answer.invariant
 
-
-def _val(v: int | bool) -> z3.ExprRef:
-    return z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)
 
 
 def k_induction(enc: Encoding, prop: z3.BoolRef, *, max_k: int, timeout_ms: int) -> tuple[int | None, str]:
