@@ -88,20 +88,20 @@ def lexmin(solver: z3.Solver, choices: list[z3.ArithRef]) -> list[int]:
     """
     out = []
     for pick in choices:
-        lo, hi = -1, solver.model().eval(pick, model_completion=True).as_long()  # -1: a stutter
-        while lo < hi:
-            mid = (lo + hi) // 2
+        # Descend: ask for a smaller value until there is none (usually one or two queries).
+        best = solver.model().eval(pick, model_completion=True).as_long()
+        while True:
             solver.push()
-            solver.add(pick <= mid)
+            solver.add(pick < best)
             found = solver.check() == z3.sat
             if found:
-                hi = solver.model().eval(pick, model_completion=True).as_long()
+                best = solver.model().eval(pick, model_completion=True).as_long()
             solver.pop()
             if not found:
-                lo = mid + 1
-        solver.add(pick == lo)
+                break
+        solver.add(pick == best)
         solver.check()
-        out.append(lo)
+        out.append(best)
     return out
 
 
