@@ -14,6 +14,7 @@ Slices that are equal up to renaming (symmetric slots, writers...) get the same
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import z3
@@ -36,7 +37,9 @@ def conjuncts(e: z3.BoolRef) -> list[z3.BoolRef]:
     return [e]
 
 
-def slice_property(enc: Encoding, prop: z3.BoolRef) -> Slice:
+def slice_property(enc: Encoding, prop: z3.BoolRef,
+                   action_tag: Callable[[GroundAction], str] | None = None) -> Slice:
+    """The cone of ``prop``; ``action_tag`` adds per-action facts (e.g. fairness) to the key."""
     cone = set(enc.free_cells(prop))
     actions = enc.actions
     changed = True
@@ -54,7 +57,7 @@ def slice_property(enc: Encoding, prop: z3.BoolRef) -> Slice:
                 changed = True
     cells = sorted(cone)
     relevant = [ga for ga in actions if cone.intersection(ga.updates)]
-    return Slice(prop, cells, relevant, _canonical_key(enc, prop, cells, relevant))
+    return Slice(prop, cells, relevant, _canonical_key(enc, prop, cells, relevant, action_tag))
 
 
 def canonical_frame(enc: Encoding, cells: list[int], tag: str = "") -> list[z3.ExprRef]:
@@ -62,7 +65,8 @@ def canonical_frame(enc: Encoding, cells: list[int], tag: str = "") -> list[z3.E
             for j, c in enumerate(cells)]
 
 
-def _canonical_key(enc: Encoding, prop: z3.BoolRef, cells: list[int], actions: list[GroundAction]) -> str:
+def _canonical_key(enc: Encoding, prop: z3.BoolRef, cells: list[int], actions: list[GroundAction],
+                   action_tag: Callable[[GroundAction], str] | None) -> str:
     canon = canonical_frame(enc, cells)
     pairs = [(enc.base[c], canon[j]) for j, c in enumerate(cells)]
 
@@ -74,7 +78,7 @@ def _canonical_key(enc: Encoding, prop: z3.BoolRef, cells: list[int], actions: l
     acts = []
     for ga in actions:
         ups = ",".join(f"{j}:{ren(ga.updates[c])}" for j, c in enumerate(cells) if c in ga.updates)
-        acts.append(f"{ren(ga.guard)}=>{ups}")
+        acts.append(f"{ren(ga.guard)}=>{ups}" + (f"#{action_tag(ga)}" if action_tag else ""))
     sig += sorted(acts)
     return hashlib.sha256("\n".join(sig).encode()).hexdigest()
 

@@ -102,9 +102,9 @@ class LassoSearch:
         self.solver.add(self.enc.step_relation(self.frames[-1], nxt, pick, stutter="deadlock"))
         self.frames.append(nxt)
         self.picks.append(pick)
-        self.per_state.append(_StateTerms(self.enc, self.inst, self.frames[n - 1]))
-        self.solver.push()
         loop = z3.Int("loop_start")
+        self.per_state.append(_StateTerms(self.enc, self.inst, self.frames[n - 1], pick, loop, n - 1))
+        self.solver.push()
         self.solver.add(_lasso_constraints(self.inst, self.frames, self.picks, self.per_state, loop))
         res = self.solver.check()
         found: Lasso | None | str = None
@@ -138,12 +138,29 @@ def shortest_lasso(enc: Encoding, insts: list[LiveInstance], max_steps: int, *, 
 
 
 class _StateTerms:
-    """The goal, trigger and fair guards of one instance, evaluated in one frame."""
+    """What one lasso state contributes, built once and reused at every longer length: its goal
+    and trigger, and per fair action whether the step leaving it takes the action and whether
+    the action is enabled in it (``loop`` is the same variable at every length)."""
 
-    def __init__(self, enc: Encoding, inst: LiveInstance, frame: list[z3.ExprRef]) -> None:
+    def __init__(self, enc: Encoding, inst: LiveInstance, frame: list[z3.ExprRef], pick: z3.ArithRef,
+                 loop: z3.ArithRef, j: int) -> None:
         self.goal = enc.substitute(inst.goal, frame)
         self.trigger = enc.substitute(inst.trigger, frame)
-        self.enabled = [enc.substitute(enc.actions[a].guard, frame) for a, _ in inst.fair]
+        in_loop = loop <= j
+        self.in_loop = in_loop
+        self.fair_here: list[z3.BoolRef] = []  # weak: on the loop, taken here or disabled here
+        self.taken_here: list[z3.BoolRef] = []  # strong: on the loop and taken here
+        self.quiet_here: list[z3.BoolRef] = []  # strong: on the loop implies disabled here
+        for a, strong in inst.fair:
+            enabled = enc.substitute(enc.actions[a].guard, frame)
+            if strong:
+                self.taken_here.append(z3.And(in_loop, pick == a))
+                self.quiet_here.append(z3.Implies(in_loop, z3.Not(enabled)))
+                self.fair_here.append(z3.BoolVal(False))
+            else:
+                self.fair_here.append(z3.And(in_loop, z3.Or(pick == a, z3.Not(enabled))))
+                self.taken_here.append(z3.BoolVal(False))
+                self.quiet_here.append(z3.BoolVal(True))
 
 
 def _lasso_constraints(inst: LiveInstance, frames: list[list[z3.ExprRef]], picks: list[z3.ArithRef],
@@ -157,13 +174,12 @@ def _lasso_constraints(inst: LiveInstance, frames: list[list[z3.ExprRef]], picks
     else:
         parts.append(z3.Or([z3.And(trig == j, terms[j].trigger) for j in range(n)]))
     # From the trigger on, and everywhere on the loop, the goal never holds.
-    parts += [z3.Implies(z3.Or(trig <= j, loop <= j), z3.Not(terms[j].goal)) for j in range(n)]
-    for k, (a, strong) in enumerate(inst.fair):
-        taken = z3.Or([z3.And(loop <= j, picks[j] == a) for j in range(n)])
+    parts += [z3.Implies(z3.Or(trig <= j, terms[j].in_loop), z3.Not(terms[j].goal)) for j in range(n)]
+    for k, (_, strong) in enumerate(inst.fair):
         if strong:
-            parts.append(z3.Or(taken, z3.And([z3.Implies(loop <= j, z3.Not(terms[j].enabled[k])) for j in range(n)])))
+            parts.append(z3.Or(z3.Or([t.taken_here[k] for t in terms]), z3.And([t.quiet_here[k] for t in terms])))
         else:
-            parts.append(z3.Or(taken, z3.Or([z3.And(loop <= j, z3.Not(terms[j].enabled[k])) for j in range(n)])))
+            parts.append(z3.Or([t.fair_here[k] for t in terms]))
     return z3.And(parts)
 
 
@@ -192,9 +208,13 @@ def prove(enc: Encoding, insts: list[LiveInstance], *, timeout_ms: int, sliced: 
     seen_open: set[str] = set()
     result = LiveProof([], [])
     for inst in insts:
-        problem = _l2s(enc, inst, sliced)
-        key = problem.key()
+        key = _instance_key(enc, inst) if sliced else None
+        problem = None
+        if key is None:
+            problem = _l2s(enc, inst, sliced)
+            key = problem.key()
         if key not in cache:
+            problem = problem or _l2s(enc, inst, sliced)
             answer = chc.solve(problem, timeout_ms)
             cache[key] = answer.verdict == "safe" and answer.invariant is not None and \
                 chc.check_invariant(problem, answer.invariant, timeout_ms) is None
@@ -204,6 +224,17 @@ def prove(enc: Encoding, insts: list[LiveInstance], *, timeout_ms: int, sliced: 
             result.representatives.append(inst)
     result.solved = len(cache)
     return result
+
+
+def _instance_key(enc: Encoding, inst: LiveInstance) -> str:
+    """Equal for instances whose sliced liveness-to-safety problems are equal up to renaming,
+    computed from the slice alone (building the CHC for every symmetric twin is the costly part)."""
+    fairness = {a: "strong" if strong else "weak" for a, strong in inst.fair}
+    position = {id(ga): i for i, ga in enumerate(enc.actions)}
+    side = z3.Bool("trigger_or_goal")  # not a cell: keeps trigger and goal apart in the key
+    sl = slice_property(enc, z3.If(side, inst.trigger, inst.goal),
+                        action_tag=lambda ga: fairness.get(position[id(ga)], "unfair"))
+    return f"{inst.kind}:{sl.key}"
 
 
 def _l2s(enc: Encoding, inst: LiveInstance, sliced: bool) -> chc.Chc:
