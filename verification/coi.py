@@ -19,14 +19,14 @@ from dataclasses import dataclass
 
 import z3
 
-from .encode import Encoding, GroundAction
+from .encode import Encoding, GroundAction, literal
 
 
 @dataclass
 class Slice:
     prop: z3.BoolRef  # over the base frame
     cells: list[int]  # sorted cone
-    actions: list[GroundAction]
+    actions: list[int]  # indices into enc.actions of the ground actions that write the cone
     key: str  # canonical form hash: equal keys = same problem up to renaming
 
 
@@ -56,8 +56,9 @@ def slice_property(enc: Encoding, prop: z3.BoolRef,
                 cone |= needed
                 changed = True
     cells = sorted(cone)
-    relevant = [ga for ga in actions if cone.intersection(ga.updates)]
-    return Slice(prop, cells, relevant, _canonical_key(enc, prop, cells, relevant, action_tag))
+    relevant = [i for i, ga in enumerate(actions) if cone.intersection(ga.updates)]
+    key = _canonical_key(enc, prop, cells, [actions[i] for i in relevant], action_tag)
+    return Slice(prop, cells, relevant, key)
 
 
 def canonical_frame(enc: Encoding, cells: list[int], tag: str = "") -> list[z3.ExprRef]:
@@ -82,3 +83,38 @@ def _canonical_key(enc: Encoding, prop: z3.BoolRef, cells: list[int], actions: l
     sig += sorted(acts)
     return hashlib.sha256("\n".join(sig).encode()).hexdigest()
 
+
+
+@dataclass
+class SliceSystem:
+    """A slice as a transition system over canonically named variables (``v0, v1, ...``).
+
+    ``cur``/``nxt`` are the current and next frames; ``moves`` lists, per ground action
+    (by index into ``enc.actions``), its guard over ``cur`` and its next values over ``cur``.
+    Used to pose CHCs for safety (prove.py) and liveness (liveness.py) alike.
+    """
+
+    cells: list[int]
+    cur: list[z3.ExprRef]
+    nxt: list[z3.ExprRef]
+    dom: z3.BoolRef  # the type bounds of ``cur``
+    init: z3.BoolRef  # ``cur`` equals the initial state
+    moves: list[tuple[int, z3.BoolRef, list[z3.ExprRef]]]
+    base: list[z3.ExprRef]  # the encoding's constants for ``cells``
+
+    def at(self, e: z3.ExprRef, frame: list[z3.ExprRef]) -> z3.ExprRef:
+        """``e`` (over the encoding's base frame) evaluated in ``frame``."""
+        return z3.substitute(e, *zip(self.base, frame, strict=True)) if self.cells else e
+
+
+def slice_system(enc: Encoding, cells: list[int], actions: list[int]) -> SliceSystem:
+    cur, nxt = canonical_frame(enc, cells), canonical_frame(enc, cells, "'")
+    base = [enc.base[c] for c in cells]
+    sys_ = SliceSystem(cells, cur, nxt, z3.BoolVal(True), z3.BoolVal(True), [], base)
+    sys_.dom = sys_.at(enc.domain_constraint(enc.base, cells), cur)  # type: ignore[assignment]
+    sys_.init = z3.And([v == literal(enc.init_values[c]) for v, c in zip(cur, cells, strict=True)]
+                       or [z3.BoolVal(True)])
+    for a in actions:
+        ga = enc.actions[a]
+        sys_.moves.append((a, sys_.at(ga.guard, cur), [sys_.at(ga.updates.get(c, enc.base[c]), cur) for c in cells]))  # type: ignore[misc]
+    return sys_

@@ -88,6 +88,7 @@ class Encoding:
         for v in m.vars:
             self.layout[v.name] = self._alloc(v.name, v.name, v.ty)  # type: ignore[arg-type]
         self.base = self.frame("")
+        self._index = {c.name: i for i, c in enumerate(self.cells)}
         self._steps: dict[tuple[tuple[int, ...] | None, str], tuple[z3.BoolRef, z3.ArithRef, list[z3.ExprRef]]] = {}
         self.init_values = self._initial_values()
         self.actions = [ga for a in m.actions for ga in self._ground(a)]
@@ -445,7 +446,7 @@ class Encoding:
 
     # -------------------------------------------------------------- utilities
     def free_cells(self, e: z3.ExprRef) -> set[int]:
-        index = self._cell_index()
+        index = self._index
         out: set[int] = set()
         seen: set[int] = set()
         stack = [e]
@@ -462,11 +463,6 @@ class Encoding:
             else:
                 stack.extend(x.children())
         return out
-
-    def _cell_index(self) -> dict[str, int]:
-        if not hasattr(self, "_index"):
-            self._index = {c.name: i for i, c in enumerate(self.cells)}
-        return self._index
 
     def decode(self, model: z3.ModelRef, frame: Sequence[z3.ExprRef]) -> tuple[Any, ...]:
         """A Z3 model of one frame -> a state in the canonical encoding (spec/values.py)."""

@@ -193,10 +193,9 @@ def _sccs(nodes: set[int], edges: list[list[Edge]]) -> list[set[int]]:
 def _fair_scc(nodes: set[int], states: list[State], edges: list[list[Edge]],
               fair: list[tuple[str, tuple, bool]], interp: Interpreter) -> set[int] | None:
     for comp in _sccs(nodes, edges):
-        inner = [(n, a, j) for n in comp for (a, args, j) in ((e[0], e[1], e[2]) for e in edges[n]) if j in comp]
-        if not inner:
+        taken = {(a, args) for n in comp for a, args, j in edges[n] if j in comp}
+        if not taken:
             continue  # a single state without a self-loop is no cycle
-        taken = {(e[0], e[1]) for n in comp for e in edges[n] if e[2] in comp}
         enabled = {(a, args): [n for n in comp if interp.step(states[n], a, args) is not None] for a, args, _ in fair}
         unfair_strong = [(a, args) for a, args, strong in fair
                          if strong and enabled[(a, args)] and (a, args) not in taken]

@@ -39,8 +39,8 @@ from racefree.spec.values import show_scalar
 
 from . import chc
 from .bmc import lexmin
-from .coi import canonical_frame, slice_property
-from .encode import Encoding, Stutter, literal
+from .coi import Slice, canonical_frame, slice_property, slice_system
+from .encode import Encoding
 
 
 @dataclass
@@ -208,13 +208,15 @@ def prove(enc: Encoding, insts: list[LiveInstance], *, timeout_ms: int, sliced: 
     seen_open: set[str] = set()
     result = LiveProof([], [])
     for inst in insts:
-        key = _instance_key(enc, inst) if sliced else None
+        sl = _instance_slice(enc, inst) if sliced else None
         problem = None
-        if key is None:
-            problem = _l2s(enc, inst, sliced)
+        if sl is None:
+            problem = _l2s(enc, inst, None)
             key = problem.key()
+        else:
+            key = f"{inst.kind}:{sl.key}"
         if key not in cache:
-            problem = problem or _l2s(enc, inst, sliced)
+            problem = problem or _l2s(enc, inst, sl)
             answer = chc.solve(problem, timeout_ms)
             cache[key] = answer.verdict == "safe" and answer.invariant is not None and \
                 chc.check_invariant(problem, answer.invariant, timeout_ms) is None
@@ -226,30 +228,29 @@ def prove(enc: Encoding, insts: list[LiveInstance], *, timeout_ms: int, sliced: 
     return result
 
 
-def _instance_key(enc: Encoding, inst: LiveInstance) -> str:
-    """Equal for instances whose sliced liveness-to-safety problems are equal up to renaming,
-    computed from the slice alone (building the CHC for every symmetric twin is the costly part)."""
+def _instance_slice(enc: Encoding, inst: LiveInstance) -> Slice:
+    """The cone of the instance's trigger and goal. Its key (with the kind) is equal for
+    instances whose sliced liveness-to-safety problems are equal up to renaming, so only one
+    CHC is built per symmetry class (building it for every twin is the costly part)."""
     fairness = {a: "strong" if strong else "weak" for a, strong in inst.fair}
     position = {id(ga): i for i, ga in enumerate(enc.actions)}
     side = z3.Bool("trigger_or_goal")  # not a cell: keeps trigger and goal apart in the key
-    sl = slice_property(enc, z3.If(side, inst.trigger, inst.goal),
-                        action_tag=lambda ga: fairness.get(position[id(ga)], "unfair"))
-    return f"{inst.kind}:{sl.key}"
+    return slice_property(enc, z3.If(side, inst.trigger, inst.goal),
+                          action_tag=lambda ga: fairness.get(position[id(ga)], "unfair"))
 
 
-def _l2s(enc: Encoding, inst: LiveInstance, sliced: bool) -> chc.Chc:
-    if sliced:
-        cells = slice_property(enc, z3.And(inst.trigger, inst.goal)).cells
-        wanted = set(cells)
-        actions = [i for i, ga in enumerate(enc.actions) if wanted.intersection(ga.updates)]
-        stutter: Stutter = "always"
+def _l2s(enc: Encoding, inst: LiveInstance, sl: Slice | None) -> chc.Chc:
+    """The liveness-to-safety CHC on a slice (stuttering allowed) or, without one, the whole machine."""
+    if sl is not None:
+        ts = slice_system(enc, sl.cells, sl.actions)
+        stutter_guard: z3.BoolRef = z3.BoolVal(True)
     else:
-        cells = list(range(len(enc.cells)))
-        actions = list(range(len(enc.actions)))
-        stutter = "deadlock"
-    fair = [(a, strong) for a, strong in inst.fair if a in set(actions)]
-    x, x2 = canonical_frame(enc, cells), canonical_frame(enc, cells, "'")
-    y, y2 = canonical_frame(enc, cells, "^s"), canonical_frame(enc, cells, "^s'")
+        ts = slice_system(enc, list(range(len(enc.cells))), list(range(len(enc.actions))))
+        stutter_guard = z3.Not(ts.at(enc.some_enabled(enc.base), ts.cur))  # only a deadlock stutters
+    moving = {a for a, _, _ in ts.moves}
+    fair = [(a, strong) for a, strong in inst.fair if a in moving]
+    x, x2 = ts.cur, ts.nxt
+    y, y2 = canonical_frame(enc, ts.cells, "^s"), canonical_frame(enc, ts.cells, "^s'")
     pending, saved, moved = z3.Bools("pending saved moved")
     pending2, saved2, moved2 = z3.Bools("pending' saved' moved'")
     taken = [z3.Bool(f"taken{k}") for k in range(len(fair))]
@@ -257,50 +258,33 @@ def _l2s(enc: Encoding, inst: LiveInstance, sliced: bool) -> chc.Chc:
     mark = [z3.Bool(f"mark{k}") for k in range(len(fair))]
     mark2 = [z3.Bool(f"mark{k}'") for k in range(len(fair))]
     trig, save = z3.Bools("choose_trigger choose_save")
-    pairs = list(zip([enc.base[c] for c in cells], x, strict=True))
-
-    def at(e: z3.ExprRef, frame: list[z3.ExprRef]) -> z3.BoolRef:
-        return z3.substitute(e, *zip([enc.base[c] for c in cells], frame, strict=True)) if cells else e  # type: ignore[return-value]
-
-    def ren(e: z3.ExprRef) -> z3.ExprRef:
-        return z3.substitute(e, *pairs) if pairs else e
 
     def obligation(k: int, frame: list[z3.ExprRef]) -> z3.BoolRef:
         a, strong = fair[k]
-        enabled = at(enc.actions[a].guard, frame)
+        enabled = ts.at(enc.actions[a].guard, frame)
         return enabled if strong else z3.Not(enabled)  # strong: "enabled somewhere"; weak: "disabled somewhere"
 
-    def first_pending(frame: list[z3.ExprRef], before: z3.BoolRef) -> z3.BoolRef:
-        goal = at(inst.goal, frame)
+    def triggered(frame: list[z3.ExprRef]) -> z3.BoolRef:
+        """The run may start waiting for the goal here (eventually: only in the initial state)."""
         if inst.kind == "eventually":
-            return before
-        return z3.Or(before, z3.And(trig, at(inst.trigger, frame), z3.Not(goal)))
+            return z3.BoolVal(False)
+        return z3.And(trig, ts.at(inst.trigger, frame), z3.Not(ts.at(inst.goal, frame)))
 
+    first = z3.Not(ts.at(inst.goal, x)) if inst.kind == "eventually" else triggered(x)
     init = z3.And(
-        *[v == literal(enc.init_values[c]) for v, c in zip(x, cells, strict=True)],
-        *[a == b for a, b in zip(y, x, strict=True)],
-        pending == first_pending(x, z3.Not(at(inst.goal, x)) if inst.kind == "eventually" else z3.BoolVal(False)),
-        z3.Implies(pending, z3.Not(at(inst.goal, x))),
-        saved == z3.And(save, pending), z3.Not(moved),
+        ts.init, *[a == b for a, b in zip(y, x, strict=True)],
+        pending == first, saved == z3.And(save, pending), z3.Not(moved),
         *[z3.Not(t) for t in taken], *[mk == obligation(k, x) for k, mk in enumerate(mark)],
     )
-    dom = ren(enc.domain_constraint(enc.base, cells))
     steps = []
-    options: list[tuple[int, z3.BoolRef, list[z3.ExprRef]]] = []
-    for a in actions:
-        ga = enc.actions[a]
-        options.append((a, ren(ga.guard), [ren(ga.updates.get(c, enc.base[c])) for c in cells]))
-    if stutter == "always":
-        options.append((-1, z3.BoolVal(True), list(x)))
-    else:
-        options.append((-1, z3.Not(ren(enc.some_enabled(enc.base))), list(x)))
+    options = [*ts.moves, (-1, stutter_guard, list(x))]
     for a, guard, nxt in options:
         loop_flags = [t2 == z3.Or(t, z3.BoolVal(fair[k][0] == a)) for k, (t, t2) in enumerate(zip(taken, taken2, strict=True))]
         loop_flags += [m2 == z3.Or(mk, obligation(k, x2)) for k, (mk, m2) in enumerate(zip(mark, mark2, strict=True))]
         fresh = [z3.Not(t2) for t2 in taken2] + [m2 == obligation(k, x2) for k, m2 in enumerate(mark2)]
         steps.append(z3.And(
-            dom, guard, *[a2 == b for a2, b in zip(x2, nxt, strict=True)],
-            pending2 == first_pending(x2, pending), z3.Implies(pending2, z3.Not(at(inst.goal, x2))),
+            ts.dom, guard, *[a2 == b for a2, b in zip(x2, nxt, strict=True)],
+            pending2 == z3.Or(pending, triggered(x2)), z3.Implies(pending2, z3.Not(ts.at(inst.goal, x2))),
             z3.If(saved,
                   z3.And(*[a2 == b for a2, b in zip(y2, y, strict=True)], saved2, moved2, *loop_flags),
                   z3.And(*[a2 == b for a2, b in zip(y2, x2, strict=True)], saved2 == z3.And(save, pending2),

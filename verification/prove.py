@@ -3,9 +3,9 @@
 For each conjunct of the grounded property, its cone-of-influence slice (coi.py)
 is posed as CHCs over one predicate ``Inv``:
 
-    init(x)                         -> Inv(x)
-    Inv(x) & dom(x) & guard_a(x)    -> Inv(update_a(x))     for each ground action a in the slice
-    Inv(x) & dom(x) & not P(x)      -> false
+    init(x)                                        -> Inv(x)
+    Inv(x) & dom(x) & guard_a(x) & x' = update_a(x)   -> Inv(x')   for each ground action a in the slice
+    Inv(x) & dom(x) & not P(x)                     -> false
 
 SAT means Spacer found an inductive invariant; UNSAT means the conjunct is
 violated. Slices equal up to renaming are solved once. The conjunction of the
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import z3
 
 from . import chc
-from .coi import Slice, canonical_frame, conjuncts, slice_property
-from .encode import Encoding, literal
+from .coi import Slice, canonical_frame, conjuncts, slice_property, slice_system
+from .encode import Encoding
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ProofAttempt:
 
 def spacer_prove(enc: Encoding, prop: z3.BoolRef, *, timeout_ms: int) -> ProofAttempt:
     parts = conjuncts(prop)
-    cache: dict[str, z3.ExprRef | None | str] = {}
+    cache: dict[str, chc.ChcAnswer] = {}
     invariants: list[z3.BoolRef] = []
     for part in parts:
         if z3.is_true(part):
@@ -43,11 +43,12 @@ def spacer_prove(enc: Encoding, prop: z3.BoolRef, *, timeout_ms: int) -> ProofAt
         sl = slice_property(enc, part)
         if sl.key not in cache:
             cache[sl.key] = _solve_slice(enc, sl, timeout_ms)
-        found = cache[sl.key]
-        if isinstance(found, str):
+        answer = cache[sl.key]
+        if answer.verdict == "unsafe":
             return ProofAttempt("violated", None, len(parts), len(cache))
-        if found is None:
+        if answer.invariant is None:
             return ProofAttempt("unknown", None, len(parts), len(cache), detail="Spacer gave up (timeout or unknown)")
+        found = answer.invariant
         canon = canonical_frame(enc, sl.cells)
         actual = [enc.base[c] for c in sl.cells]
         invariants.append(z3.substitute(found, *zip(canon, actual, strict=True)) if actual else found)
@@ -55,27 +56,13 @@ def spacer_prove(enc: Encoding, prop: z3.BoolRef, *, timeout_ms: int) -> ProofAt
     return ProofAttempt("holds", inv, len(parts), len(cache))  # type: ignore[arg-type]
 
 
-def _solve_slice(enc: Encoding, sl: Slice, timeout_ms: int) -> z3.ExprRef | None | str:
-    x = canonical_frame(enc, sl.cells)
-    y = canonical_frame(enc, sl.cells, "'")
-    pairs = list(zip([enc.base[c] for c in sl.cells], x, strict=True))
-
-    def ren(e: z3.ExprRef) -> z3.ExprRef:
-        return z3.substitute(e, *pairs) if pairs else e
-
-    dom = ren(enc.domain_constraint(enc.base, sl.cells))
-    init = z3.And([v == literal(enc.init_values[c]) for v, c in zip(x, sl.cells, strict=True)] or [z3.BoolVal(True)])
+def _solve_slice(enc: Encoding, sl: Slice, timeout_ms: int) -> chc.ChcAnswer:
     # Explicit next-state variables (not update terms in the head) keep Spacer's
     # invariants quantifier-free, which the certificate printer needs.
-    steps = []
-    for ga in sl.actions:
-        nxt = [ren(ga.updates.get(c, enc.base[c])) for c in sl.cells]
-        steps.append(z3.And(dom, ren(ga.guard), *[a == b for a, b in zip(y, nxt, strict=True)]))
-    answer = chc.solve(chc.Chc(x, y, init, steps, z3.And(dom, z3.Not(ren(sl.prop)))), timeout_ms)
-    if answer.verdict == "unsafe":
-        return "violated"
-    return answer.invariant
-
+    ts = slice_system(enc, sl.cells, sl.actions)
+    steps = [z3.And(ts.dom, guard, *[a == b for a, b in zip(ts.nxt, nxt, strict=True)]) for _, guard, nxt in ts.moves]
+    bad = z3.And(ts.dom, z3.Not(ts.at(sl.prop, ts.cur)))
+    return chc.solve(chc.Chc(ts.cur, ts.nxt, ts.init, steps, bad), timeout_ms)
 
 
 def k_induction(enc: Encoding, prop: z3.BoolRef, *, max_k: int, timeout_ms: int) -> tuple[int | None, str]:
