@@ -328,6 +328,11 @@ class _Checker:
                 if isinstance(ty, TSet) and isinstance(ty.elem, TInt) and not ty.elem.bounded:
                     raise errors.unbounded(e.loc, "a set literal")
                 return replace(e, elems=tuple(items), ty=ty)
+            case ir.SetComp(bd, cond):
+                ty = self.finite_scalar(bd.type, f"set comprehension variable '{bd.name}'")
+                c = self.expr(cond, {**local, bd.name: _Sym("bound", ty, bd.loc)})
+                self.expect_bool(c, "set comprehension condition")
+                return replace(e, binder=replace(bd, ty=ty), cond=c, ty=TSet(ty))
             case ir.Card(x):
                 o = self.expr(x, local)
                 if isinstance(o.ty, TEmptySet):

@@ -111,6 +111,8 @@ class _PySource:
                 if not elems:
                     return "_EMPTY"
                 return "frozenset((" + "".join(self.expr(x) + ", " for x in elems) + "))"
+            case ir.SetComp(bd, cond):
+                return f"frozenset([p_{bd.name} for p_{bd.name} in {_domain_src(bd.ty)} if {self.expr(cond)}])"  # type: ignore[arg-type]
             case ir.Card(x):
                 return f"len({self.expr(x)})"
             case ir.Unary("not", x):

@@ -264,6 +264,16 @@ class Quant:
 
 
 @dataclass(frozen=True, slots=True)
+class SetComp:
+    """``{x: T | P}``: the elements of a finite type that satisfy a predicate."""
+
+    binder: Binder
+    cond: Expr
+    loc: Loc = field(default=NOWHERE, compare=False)
+    ty: Ty | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     fn: Literal["min", "max"]
     args: tuple[Expr, ...]
@@ -271,7 +281,7 @@ class Call:
     ty: Ty | None = field(default=None, compare=False)
 
 
-Expr = IntLit | BoolLit | NoneLit | Name | Index | SetLit | Card | Unary | Binary | Ite | Quant | Call
+Expr = IntLit | BoolLit | NoneLit | Name | Index | SetLit | SetComp | Card | Unary | Binary | Ite | Quant | Call
 
 # ------------------------------------------------------------------- statements
 

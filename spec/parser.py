@@ -353,6 +353,10 @@ class _ToRaw(Transformer):
         return ir.SetLit(tuple(e for e in items if e is not None), self._loc(meta))
 
     @v_args(meta=True)
+    def set_comp(self, meta: Any, items: list[Any]) -> ir.SetComp:
+        return ir.SetComp(items[0], items[1], self._loc(meta))
+
+    @v_args(meta=True)
     def card(self, meta: Any, items: list[Any]) -> ir.Card:
         return ir.Card(items[0], self._loc(meta))
 

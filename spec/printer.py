@@ -47,6 +47,8 @@ def show_expr(e: ir.Expr) -> str:
             return f"{_wrap(base, 10)}[{show_expr(index)}]"
         case ir.SetLit(elems):
             return "{" + ", ".join(show_expr(x) for x in elems) + "}"
+        case ir.SetComp(bd, cond):
+            return f"{{{bd.name}: {show_type(bd.type)} | {show_expr(cond)}}}"
         case ir.Card(x):
             return f"|{show_expr(x)}|"
         case ir.Unary("not", x):

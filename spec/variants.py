@@ -2,7 +2,8 @@
 
 A variant is a diff: it inherits every declaration of its base and may
 ``override`` a const, var, action, invariant, liveness property or terminal,
-``drop`` an action, fairness, invariant, liveness property or terminal, add new
+``drop`` an action, fairness, invariant, liveness property or terminal (an inherited
+``expect`` or ``fair`` goes with what it names), add new
 declarations, or restate an ``expect`` (a child's expect replaces the base's).
 An ``override`` of something the base lacks is RF013; a plain declaration of
 something the base already has is RF011 with a hint to use ``override``.
@@ -63,6 +64,10 @@ def _members(rm: RawMachine, done: dict[str, list[Member]]) -> list[Member]:
             if (kind, name) not in inherited:
                 raise errors.bad_override(loc, name, kind, rm.base)
             del inherited[(kind, name)]
+            if kind in ("invariant", "liveness"):
+                inherited.pop(("expect", name), None)  # the expectation goes with its property
+            if kind == "action":
+                inherited.pop(("fair", name), None)  # and fairness with its action
     result = dict(inherited)
     for k, m in own.items():
         if m.kind == "expect":

@@ -334,6 +334,13 @@ class Encoding:
                 for d in ir.domain(e.ty.elem):
                     out[d] = z3.simplify(z3.Or([v == literal(d) for v, _ in vals]))
                 return out, _defined(*[dv for _, dv in vals])
+            case ir.SetComp(bd, cond):
+                out, defs = {}, []
+                for x in ir.domain(bd.ty):  # type: ignore[arg-type]
+                    bit, d = self.expr(cond, {**env, bd.name: x}, view)
+                    out[x] = z3.simplify(bit)
+                    defs.append(d)
+                return out, _defined(*defs)
             case ir.Card(x):
                 s, d = self.expr(x, env, view)
                 return z3.Sum([z3.If(b, 1, 0) for b in s.values()] or [z3.IntVal(0)]), d

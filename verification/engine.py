@@ -1,13 +1,22 @@
 """One entry point for checking a machine: picks engines, replays, certifies.
 
-Safety (invariants and the built-in ``deadlock_free``): ``auto`` asks Spacer
-first; a proof is certified and reported as unbounded; a refutation is handed to
-BMC for the *shortest* trace, which is replayed; if Spacer gives up, k-induction
-is tried, then explicit search (reported as ``unknown`` when it cannot finish).
+Safety (invariants and the built-in ``deadlock_free``): ``auto`` first tries to
+prove the property: with the machine's own invariants as lemmas (Houdini), then
+with Spacer; a proof is certified and reported as unbounded; a refutation is
+handed to BMC for the *shortest* trace, which is replayed; if Spacer gives up,
+k-induction is tried, then explicit search (reported as ``unknown`` when it
+cannot finish).
 
 Liveness: liveness-to-safety proofs on slices first; otherwise the shortest fair
 lasso on the whole machine, replayed; otherwise a whole-machine proof; otherwise
 ``unknown`` with the lasso length searched.
+
+Small instances: when the reachable state graph fits in ``graph_states`` it is
+built once per machine and shared. It answers searches exactly (shortest safety
+traces in BFS order, fair cycles by SCC analysis), which on protocol models with
+many interleavings is far cheaper than deep BMC or lasso unrolling. A property
+expected to be violated is searched for first and one expected to hold is proved
+first: ``expect`` only orders the engines, every verdict is still computed.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import Literal
 import z3
 from racefree.spec import ir
 from racefree.spec.interp import Interpreter
+from racefree.spec.printer import show_expr
 from racefree.spec.values import State
 
 from . import bmc as bmc_mod
@@ -27,7 +37,8 @@ from . import liveness as live
 from .bmc import full_trace
 from .certificate import CertificateRejected, recheck, to_spec
 from .encode import Encoding
-from .explicit import ExplorationTooLarge, explore, fair_instances, fair_violation
+from .explicit import StateGraph, explore, fair_instances, fair_violation, state_graph
+from .houdini import houdini
 from .prove import k_induction, spacer_prove
 from .replay import ReplayMismatch, replay, replay_steps
 from .result import STUTTER, Result, Step
@@ -43,6 +54,7 @@ class Options:
     depth: int = 30  # BMC / lasso / k-induction bound
     timeout: float = 60.0  # seconds per solver call
     max_states: int = 5_000_000
+    graph_states: int = 600_000  # the shared state graph is built only for instances up to this size
     progress: Progress = field(default=lambda msg: None)
 
     @property
@@ -67,6 +79,8 @@ class MachineChecker:
         self.opt = options
         self.interp = Interpreter(m)
         self._enc: Encoding | None = None
+        self._graph: StateGraph | None | bool = False  # False: not tried yet; None: too large
+        self._lemmas: list[str] | None = None
 
     @property
     def enc(self) -> Encoding:
@@ -91,9 +105,53 @@ class MachineChecker:
         elif self.opt.engine == "bmc":
             res = self._bmc(self._safety(prop))
         else:
-            res = self._prove(self._safety(prop))
+            p = self._safety(prop)
+            found = self._graph_search(p) if self.m.expected(prop) == "violated" else None
+            res = found or self._lemma_proof(p)
+            if res is None and self._graph:  # already built for another property: settles this one at once
+                res = self._graph_search(p)
+            res = res or self._prove(p)
         res.seconds = time.perf_counter() - start
         return res
+
+    def graph(self) -> StateGraph | None:
+        """The machine's whole state graph, built once, or None when it has more than ``graph_states`` states."""
+        if self._graph is False:
+            self.opt.progress(f"{self.m.name}: enumerating the state graph")
+            limit = self.opt.max_states if self.opt.engine == "explicit" else self.opt.graph_states
+            self._graph = state_graph(self.interp, limit)
+        return self._graph  # type: ignore[return-value]
+
+    def _graph_search(self, p: Safety) -> Result | None:
+        graph = self.graph()
+        if graph is None:
+            return None
+        trace = graph.first_violation(p.holds)
+        n = len(graph.states)
+        if trace is None:
+            return Result(self.m, p.name, "holds", "explicit", None, states=n,
+                          detail="every reachable state of this instance enumerated")
+        replay(self.interp, p.name, p.holds, trace)
+        return Result(self.m, p.name, "violated", "explicit", len(trace) - 1, trace=trace, replayed=True,
+                      states=n, detail="shortest counterexample (breadth-first); replayed through the interpreter")
+
+    def _lemma_proof(self, p: Safety) -> Result | None:
+        """A proof by the machine's own invariants: the largest inductive subset (Houdini), re-checked."""
+        if self._lemmas is None:
+            self.opt.progress(f"{self.m.name}: Houdini over the declared invariants")
+            cands = {i.name: self.enc.invariant(i.expr, self.enc.base) for i in self.m.invariants}
+            self._lemmas = houdini(self.enc, cands, timeout_ms=self.opt.timeout_ms).inductive
+        lemmas = self._lemmas
+        if not lemmas or (p.name != ir.DEADLOCK_FREE and p.name not in lemmas):
+            return None
+        text = " and ".join(f"({show_expr(self.m.invariant(n).expr)})" for n in lemmas)
+        try:
+            recheck(self.enc, text, p.formula, timeout_ms=self.opt.timeout_ms)
+        except CertificateRejected:
+            return None
+        others = len(lemmas) - (p.name in lemmas)
+        return Result(self.m, p.name, "holds", "proof", None, certificate=text,
+                      detail=f"inductive together with {others} other declared invariant(s) (Houdini); re-checked")
 
     def _safety(self, prop: str) -> Safety:
         if prop == ir.DEADLOCK_FREE:
@@ -123,7 +181,11 @@ class MachineChecker:
         if attempt.verdict == "violated":
             return self._bmc(p, until_found=True)
         if first_try and not rejected:
-            # Spacer gave up quickly: a shallow bug is cheaper to find by BMC, then retry with the full budget.
+            # Spacer gave up quickly: a small instance is settled by its state graph; else a shallow
+            # bug is cheaper to find by BMC, then retry with the full budget.
+            exhaustive = self._graph_search(p)
+            if exhaustive is not None:
+                return exhaustive
             shallow = self._bmc(p)
             if shallow.verdict == "violated":
                 return shallow
@@ -183,13 +245,21 @@ class MachineChecker:
     def _liveness(self, lv: ir.Liveness) -> Result:
         if self.opt.engine == "explicit":
             return self._liveness_explicit(lv)
-        insts = live.instances(self.enc, lv)
         proving = self.opt.engine in ("auto", "prove")
+        if proving and self.m.expected(lv.name) == "violated":
+            found = self._liveness_explicit(lv)
+            if found.verdict != "unknown":
+                return found
+        insts = live.instances(self.enc, lv)
         if proving:
             self.opt.progress(f"{self.m.name}.{lv.name}: liveness-to-safety on slices")
-            proof = live.prove(self.enc, insts, timeout_ms=self.opt.timeout_ms)
+            budget = min(self.opt.timeout_ms, FIRST_SPACER_BUDGET_MS)
+            proof = live.prove(self.enc, insts, timeout_ms=budget)
             if proof.holds:
                 return self._live_proof(lv, len(insts), proof.solved, "on cone-of-influence slices")
+            found = self._liveness_explicit(lv)
+            if found.verdict != "unknown":
+                return found
             # A proven instance has no lasso; instances whose slices are equal up to renaming
             # (symmetric slots, writers ...) have the same shortest lasso: search one of each.
             insts = proof.representatives
@@ -220,19 +290,20 @@ class MachineChecker:
                       detail=f"{inst.label}: shortest fair lasso; replayed (prefix, then the loop twice)")
 
     def _liveness_explicit(self, lv: ir.Liveness) -> Result:
-        start = time.perf_counter()
-        try:
-            found, states = fair_violation(self.interp, lv, max_states=self.opt.max_states)
-        except ExplorationTooLarge as exc:
-            return Result(self.m, lv.name, "unknown", "explicit", None, kind="liveness", detail=str(exc))
-        seconds = time.perf_counter() - start
+        graph = self.graph()
+        if graph is None:
+            return Result(self.m, lv.name, "unknown", "explicit", None, kind="liveness",
+                          detail="too many states for the explicit engine")
+        n = len(graph.states)
+        self.opt.progress(f"{self.m.name}.{lv.name}: fair cycles in {n:,} states")
+        found = fair_violation(self.interp, lv, graph)
         if found is None:
-            return Result(self.m, lv.name, "holds", "explicit", None, seconds, kind="liveness", states=states,
+            return Result(self.m, lv.name, "holds", "explicit", None, kind="liveness", states=n,
                           detail="no fair cycle avoids the goal in the reachable state graph")
         trace, loop_start, binding = found
         replay_lasso(self.interp, lv, binding, trace, loop_start)
-        return Result(self.m, lv.name, "violated", "lasso", len(trace) - 1, seconds, trace, loop_start,
-                      kind="liveness", replayed=True, states=states, detail="fair cycle found by SCC analysis")
+        return Result(self.m, lv.name, "violated", "lasso", len(trace) - 1, trace=trace, loop_start=loop_start,
+                      kind="liveness", replayed=True, states=n, detail="fair cycle found by SCC analysis; replayed")
 
 
 def replay_lasso(interp: Interpreter, lv: ir.Liveness, binding: dict, trace: list[Step], loop_start: int) -> None:

@@ -79,10 +79,38 @@ def _path(parent: dict[State, tuple[State, str, tuple] | None], state: State) ->
 Edge = tuple[str, tuple, int]  # (action, args, successor index); STUTTER for a deadlock self-loop
 
 
-def state_graph(interp: Interpreter, max_states: int) -> tuple[list[State], list[list[Edge]]] | None:
+@dataclass
+class StateGraph:
+    """Every reachable state, in breadth-first order, with its outgoing edges and BFS parent."""
+
+    states: list[State]
+    edges: list[list[Edge]]
+    parent: list[tuple[int, str, tuple] | None]
+
+    def path(self, i: int) -> list[Step]:
+        """The shortest path from the initial state to state ``i`` (BFS tree)."""
+        steps = []
+        link = self.parent[i]
+        while link is not None:
+            prev, name, args = link
+            steps.append(Step(name, args, self.states[i]))
+            i, link = prev, self.parent[prev]
+        steps.append(Step(None, (), self.states[0]))
+        return steps[::-1]
+
+    def first_violation(self, holds: Callable[[State], bool]) -> list[Step] | None:
+        """A shortest trace to a state where ``holds`` is false (states are in BFS order)."""
+        for i, st in enumerate(self.states):
+            if not holds(st):
+                return self.path(i)
+        return None
+
+
+def state_graph(interp: Interpreter, max_states: int) -> StateGraph | None:
     """Every reachable state and its outgoing edges; None when there are more than ``max_states``."""
     index = {interp.init: 0}
     states = [interp.init]
+    parent: list[tuple[int, str, tuple] | None] = [None]
     edges: list[list[Edge]] = []
     i = 0
     while i < len(states):
@@ -92,21 +120,19 @@ def state_graph(interp: Interpreter, max_states: int) -> tuple[list[State], list
             if j is None:
                 j = index[nxt] = len(states)
                 states.append(nxt)
+                parent.append((i, name, args))
                 if len(states) > max_states:
                     return None
             out.append((name, args, j))
         edges.append(out or [(STUTTER, (), i)])  # a deadlocked run stutters forever
         i += 1
-    return states, edges
+    return StateGraph(states, edges, parent)
 
 
-def fair_violation(interp: Interpreter, lv: ir.Liveness, *, max_states: int
-                   ) -> tuple[tuple[list[Step], int, dict] | None, int]:
+def fair_violation(interp: Interpreter, lv: ir.Liveness, graph: StateGraph
+                   ) -> tuple[list[Step], int, dict] | None:
     """A fair lasso violating some instance of ``lv`` (trace, loop start, binding), found by SCC analysis."""
-    graph = state_graph(interp, max_states)
-    if graph is None:
-        raise ExplorationTooLarge(f"more than {max_states:,} states")
-    states, edges = graph
+    states, edges = graph.states, graph.edges
     fair = fair_instances(interp)
     for values in product(*[ir.domain(b.ty) for b in lv.binders]):  # type: ignore[arg-type]
         binding = {b.name: v for b, v in zip(lv.binders, values, strict=True)}
@@ -118,12 +144,8 @@ def fair_violation(interp: Interpreter, lv: ir.Liveness, *, max_states: int
         scc = _fair_scc(set(region), states, edges, fair, interp)
         if scc is not None:
             trace, loop_start = _lasso(interp, states, edges, roots, avoid, scc, fair)
-            return (trace, loop_start, binding), len(states)
-    return None, len(states)
-
-
-class ExplorationTooLarge(Exception):
-    pass
+            return trace, loop_start, binding
+    return None
 
 
 def fair_instances(interp: Interpreter) -> list[tuple[str, tuple, bool]]:
@@ -196,7 +218,9 @@ def _fair_scc(nodes: set[int], states: list[State], edges: list[list[Edge]],
         taken = {(a, args) for n in comp for a, args, j in edges[n] if j in comp}
         if not taken:
             continue  # a single state without a self-loop is no cycle
-        enabled = {(a, args): [n for n in comp if interp.step(states[n], a, args) is not None] for a, args, _ in fair}
+        # An instance is enabled in a state exactly when the state has an edge labelled with it.
+        labels = {n: {(b, bargs) for b, bargs, _ in edges[n]} for n in comp}
+        enabled = {(a, args): [n for n in comp if (a, args) in labels[n]] for a, args, _ in fair}
         unfair_strong = [(a, args) for a, args, strong in fair
                          if strong and enabled[(a, args)] and (a, args) not in taken]
         if unfair_strong:
@@ -247,7 +271,7 @@ def _lasso(interp: Interpreter, states: list[State], edges: list[list[Edge]], ro
     cur = entry
     for a, args, strong in fair:
         takes = [(n, j) for n in scc for (b, bargs, j) in edges[n] if (b, bargs) == (a, args) and j in scc]
-        disabled = [n for n in scc if interp.step(states[n], a, args) is None]
+        disabled = [n for n in scc if all((b, bargs) != (a, args) for b, bargs, _ in edges[n])]
         if not strong and disabled:
             hop = _shortest_path(edges, cur, set(disabled), scc)
         elif takes:
