@@ -246,7 +246,7 @@ class MachineChecker:
         if self.opt.engine == "explicit":
             return self._liveness_explicit(lv)
         proving = self.opt.engine in ("auto", "prove")
-        if proving and self.m.expected(lv.name) == "violated":
+        if proving and (self.m.expected(lv.name) == "violated" or self._graph):  # searched for, or already built
             found = self._liveness_explicit(lv)
             if found.verdict != "unknown":
                 return found
