@@ -44,6 +44,7 @@ CATALOG: dict[str, str] = {
     "RF025": "unsupported type construction",
     "RF026": "assignment to something that is not a state variable",
     "RF027": "wrong number of arguments",
+    "RF028": "definition that uses itself",
 }
 
 
@@ -162,3 +163,8 @@ def not_assignable(loc: Loc, name: str, kind: str) -> SpecError:
 
 def arity(loc: Loc, fn: str, want: int, got: int) -> SpecError:
     return _err("RF027", f"'{fn}' takes {want} arguments, got {got}", loc)
+
+
+def cyclic_definition(loc: Loc, name: str) -> SpecError:
+    return _err("RF028", f"definition '{name}' uses itself", loc,
+                hint="a def is expanded where it is used, so it cannot refer to itself, directly or not")

@@ -23,7 +23,7 @@ into ``step(state, *args) -> state | None`` and ``successors(state)``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from . import ir
@@ -83,8 +83,45 @@ class _PySource:
     def __init__(self, m: ir.Machine) -> None:
         self.consts = dict(m.const_values)
         self.members = {name: i for e in m.enums for i, name in enumerate(e.members)}
+        # Common subexpressions: a set comprehension, cardinality or quantifier that reads
+        # only state (no parameter, no bound variable) is computed once per state and kept in
+        # the generated function's `_ms` dict. Specs that name expressions with `def` repeat
+        # them a lot once expanded, and the guards of parameterised actions re-read them per
+        # instance. Lazily: it is only evaluated where the original would have been.
+        self.memo: dict[str, int] | None = None
+        self._locals_cache: dict[int, frozenset[str]] = {}
+
+    def start_function(self) -> None:
+        self.memo = {}
+
+    def _free_locals(self, e: Any) -> frozenset[str]:
+        key = id(e)
+        hit = self._locals_cache.get(key)
+        if hit is not None:
+            return hit
+        out: frozenset[str] = frozenset()
+        if isinstance(e, ir.Name):
+            out = frozenset({e.id}) if e.kind in ("param", "bound") else frozenset()
+        elif isinstance(e, tuple):
+            out = frozenset().union(*[self._free_locals(x) for x in e]) if e else frozenset()
+        elif is_dataclass(e) and not isinstance(e, type):
+            out = frozenset().union(*[self._free_locals(getattr(e, f.name)) for f in fields(e)
+                                      if f.name not in ("loc", "ty", "type")])
+            if isinstance(e, ir.Quant):
+                out = out - {b.name for b in e.binders}
+            elif isinstance(e, ir.SetComp):
+                out = out - {e.binder.name}
+        self._locals_cache[key] = out
+        return out
 
     def expr(self, e: ir.Expr) -> str:
+        if self.memo is not None and isinstance(e, ir.SetComp | ir.Card | ir.Quant) and not self._free_locals(e):
+            src = self._expr(e)
+            i = self.memo.setdefault(src, len(self.memo))
+            return f"(_ms[{i}] if {i} in _ms else _ms.setdefault({i}, {src}))"
+        return self._expr(e)
+
+    def _expr(self, e: ir.Expr) -> str:
         match e:
             case ir.IntLit(v):
                 return repr(v)
@@ -212,10 +249,12 @@ class Interpreter:
 
     # --------------------------------------------------------------- compiling
     def _unpack(self) -> str:
+        """The prologue of every generated function: unpack the state, start the memo."""
+        self._src.start_function()
         names = [f"v_{v.name}" for v in self.machine.vars]
         if not names:
-            return "    pass"
-        return f"    {', '.join(names)}, = st"
+            return "    _ms = {}"
+        return f"    {', '.join(names)}, = st\n    _ms = {{}}"
 
     def _exec(self, src: str, name: str) -> Any:
         ns = dict(_RUNTIME)
@@ -223,6 +262,7 @@ class Interpreter:
         return ns[name]
 
     def _initial_state(self) -> State:
+        self._src.memo = None  # initial values are evaluated once: nothing to share
         values = []
         for v in self.machine.vars:
             fn = self._exec(f"def init():\n    return {self._src.expr(v.init)}\n", "init")

@@ -274,6 +274,26 @@ class SetComp:
 
 
 @dataclass(frozen=True, slots=True)
+class MacroCall:
+    """A use of a ``def`` with arguments; only exists until macros.expand replaces it."""
+
+    name: str
+    args: tuple[Expr, ...]
+    loc: Loc = field(default=NOWHERE, compare=False)
+    ty: Ty | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Def:
+    """``def name(params) = body``: a named expression, expanded at each use before type checking."""
+
+    name: str
+    params: tuple[str, ...]
+    body: Expr
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     fn: Literal["min", "max"]
     args: tuple[Expr, ...]
@@ -281,7 +301,7 @@ class Call:
     ty: Ty | None = field(default=None, compare=False)
 
 
-Expr = IntLit | BoolLit | NoneLit | Name | Index | SetLit | SetComp | Card | Unary | Binary | Ite | Quant | Call
+Expr = IntLit | BoolLit | NoneLit | Name | Index | SetLit | SetComp | Card | Unary | Binary | Ite | Quant | Call | MacroCall
 
 # ------------------------------------------------------------------- statements
 

@@ -14,7 +14,7 @@ from typing import Any
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import errors, ir
+from . import errors, ir, macros
 from .errors import Loc
 
 
@@ -188,7 +188,15 @@ class _ToRaw(Transformer):
         return Member("var", ir.Var(str(name), type_, init, self._tloc(name)))
 
     def action(self, items: list[Any]) -> Member:
-        name, params, policy, *body = items
+        name, params, policy, *items_ = items
+        body: list[Any] = []
+        lets: dict[str, ir.Expr] = {}
+        for b in items_:
+            b = macros.substitute(b, lets) if lets else b  # a let names an expression for the rest of the action
+            if isinstance(b, tuple) and b[0] == "let":
+                lets[b[1]] = b[2]
+            else:
+                body.append(b)
         requires = tuple(b[1] for b in body if isinstance(b, tuple) and b[0] == "requires")
         stmts = tuple(b for b in body if not (isinstance(b, tuple) and b[0] == "requires"))
         node = ir.Action(str(name), "system", tuple(params or ()), requires, stmts,
@@ -206,6 +214,20 @@ class _ToRaw(Transformer):
 
     def requires(self, items: list[Any]) -> tuple[str, ir.Expr]:
         return ("requires", items[0])
+
+    def let_decl(self, items: list[Any]) -> tuple[str, str, ir.Expr]:
+        return ("let", str(items[0]), items[1])
+
+    def def_decl(self, items: list[Any]) -> Member:
+        name, params, body = items
+        return Member("def", ir.Def(str(name), tuple(params or ()), body, self._tloc(name)))
+
+    def def_params(self, items: list[Token]) -> tuple[str, ...]:
+        return tuple(str(t) for t in items)
+
+    @v_args(meta=True)
+    def macro_call(self, meta: Any, items: list[Any]) -> ir.MacroCall:
+        return ir.MacroCall(str(items[0]), tuple(items[1:]), self._loc(meta))
 
     @v_args(meta=True)
     def assign(self, meta: Any, items: list[Any]) -> ir.Assign:

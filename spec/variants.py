@@ -1,7 +1,7 @@
 """Merge ``machine B extends A`` into one complete machine.
 
 A variant is a diff: it inherits every declaration of its base and may
-``override`` a const, var, action, invariant, liveness property or terminal,
+``override`` a const, def, var, action, invariant, liveness property or terminal,
 ``drop`` an action, fairness, invariant, liveness property or terminal (an inherited
 ``expect`` or ``fair`` goes with what it names), add new
 declarations, or restate an ``expect`` (a child's expect replaces the base's).
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from . import errors, ir
+from . import errors, ir, macros
 from .parser import Member, RawMachine
 
 
@@ -91,9 +91,18 @@ def _build(rm: RawMachine, members: list[Member]) -> ir.Machine:
     def of(kind: str) -> tuple:
         return tuple(m.node for m in members if m.kind == kind)
 
+    defs: dict[str, ir.Def] = {d.name: d for d in of("def")}
+    names = {x.name: x.loc for kind in ("const", "var", "type", "enum") for x in of(kind)}
+    for d in defs.values():
+        if d.name in names:
+            raise errors.duplicate(d.loc, d.name, "name", names[d.name])
+
+    def ex(kind: str) -> tuple:
+        return tuple(macros.expand(x, defs) for x in of(kind)) if defs else of(kind)
+
     return ir.Machine(
         name=rm.name, doc=rm.doc, consts=of("const"), enums=of("enum"), types=of("type"),
-        vars=of("var"), actions=of("action"), invariants=of("invariant"), expects=of("expect"),
-        liveness=of("liveness"), fairness=of("fair"), terminals=of("terminal"), loc=rm.loc, base=rm.base,
+        vars=ex("var"), actions=ex("action"), invariants=ex("invariant"), expects=of("expect"),
+        liveness=ex("liveness"), fairness=of("fair"), terminals=ex("terminal"), loc=rm.loc, base=rm.base,
     )
 

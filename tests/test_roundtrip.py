@@ -15,8 +15,8 @@ from racefree.spec.printer import show, show_expr
 from .conftest import EXAMPLES, SPECS
 from .strategies import SCOPE, bool_exprs, int_exprs
 
-SPEC_FILES = sorted(EXAMPLES.glob("*.rf")) + sorted((SPECS / "ok").glob("*.rf")) + sorted(
-    (SPECS / "counterexample").glob("*.rf"))
+SPEC_FILES = sorted(EXAMPLES.glob("*.rf")) + sorted((EXAMPLES.parent / "protocols").glob("*.rf")) + sorted(
+    (SPECS / "ok").glob("*.rf")) + sorted((SPECS / "counterexample").glob("*.rf"))
 
 
 @pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.stem)

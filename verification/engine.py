@@ -11,19 +11,22 @@ Liveness: liveness-to-safety proofs on slices first; otherwise the shortest fair
 lasso on the whole machine, replayed; otherwise a whole-machine proof; otherwise
 ``unknown`` with the lasso length searched.
 
-Small instances: when the reachable state graph fits in ``graph_states`` it is
-built once per machine and shared. It answers searches exactly (shortest safety
-traces in BFS order, fair cycles by SCC analysis), which on protocol models with
-many interleavings is far cheaper than deep BMC or lasso unrolling. A property
-expected to be violated is searched for first and one expected to hold is proved
-first: ``expect`` only orders the engines, every verdict is still computed.
+The state graph: when the reachable states fit in ``graph_states`` (and
+``graph_seconds``) the graph is built once per machine and shared. It settles a
+property exactly (shortest safety traces in BFS order, fair cycles by SCC
+analysis), which on protocol models with many interleavings is far cheaper than
+deep BMC or lasso unrolling, and needs no Z3 encoding. It is searched first for a
+property expected to be violated, for every property once it exists, and for
+everything on machines whose expanded actions are too large to encode quickly;
+otherwise a certified proof is tried first. ``expect`` only orders the engines:
+every verdict is still computed.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Literal
 
 import z3
@@ -44,6 +47,7 @@ from .replay import ReplayMismatch, replay, replay_steps
 from .result import STUTTER, Result, Step
 
 EngineName = Literal["auto", "prove", "bmc", "explicit"]
+SYMBOLIC_FIRST_MAX_NODES = 5_000  # above this many IR nodes in its actions, a machine is searched explicitly first
 FIRST_SPACER_BUDGET_MS = 2_000  # Spacer's first attempt; BMC runs before a longer one
 Progress = Callable[[str], None]
 
@@ -55,6 +59,7 @@ class Options:
     timeout: float = 60.0  # seconds per solver call
     max_states: int = 5_000_000
     graph_states: int = 600_000  # the shared state graph is built only for instances up to this size
+    graph_seconds: float = 60.0  # ... and only if that takes at most this long
     progress: Progress = field(default=lambda msg: None)
 
     @property
@@ -64,11 +69,19 @@ class Options:
 
 @dataclass
 class Safety:
-    """A safety property: its formula over the base frame and the interpreter's predicate."""
+    """A safety property: the interpreter's predicate, and its formula over the base frame
+    (built on first use: the explicit engine never needs the Z3 encoding)."""
 
     name: str
-    formula: z3.BoolRef
     holds: Callable[[State], bool]
+    build: Callable[[], z3.BoolRef]
+    _formula: z3.BoolRef | None = None
+
+    @property
+    def formula(self) -> z3.BoolRef:
+        if self._formula is None:
+            self._formula = self.build()
+        return self._formula
 
 
 class MachineChecker:
@@ -106,20 +119,27 @@ class MachineChecker:
             res = self._bmc(self._safety(prop))
         else:
             p = self._safety(prop)
-            found = self._graph_search(p) if self.m.expected(prop) == "violated" else None
-            res = found or self._lemma_proof(p)
-            if res is None and self._graph:  # already built for another property: settles this one at once
-                res = self._graph_search(p)
-            res = res or self._prove(p)
+            res = None
+            if self.graph_first or self.m.expected(prop) == "violated" or self._graph:
+                res = self._graph_search(p)  # exact on small instances: shortest trace, or every state seen
+            res = res or self._lemma_proof(p) or self._prove(p)
         res.seconds = time.perf_counter() - start
         return res
+
+    @property
+    def graph_first(self) -> bool:
+        """Machines whose actions are large once their defs are expanded (a planner contract,
+        say) are slow to encode for Z3 and cheap to enumerate: search their state graph first."""
+        return _size(self.m.actions) > SYMBOLIC_FIRST_MAX_NODES
 
     def graph(self) -> StateGraph | None:
         """The machine's whole state graph, built once, or None when it has more than ``graph_states`` states."""
         if self._graph is False:
             self.opt.progress(f"{self.m.name}: enumerating the state graph")
-            limit = self.opt.max_states if self.opt.engine == "explicit" else self.opt.graph_states
-            self._graph = state_graph(self.interp, limit)
+            if self.opt.engine == "explicit":
+                self._graph = state_graph(self.interp, self.opt.max_states)
+            else:
+                self._graph = state_graph(self.interp, self.opt.graph_states, self.opt.graph_seconds)
         return self._graph  # type: ignore[return-value]
 
     def _graph_search(self, p: Safety) -> Result | None:
@@ -155,9 +175,9 @@ class MachineChecker:
 
     def _safety(self, prop: str) -> Safety:
         if prop == ir.DEADLOCK_FREE:
-            return Safety(prop, self.enc.deadlock_free(self.enc.base), self.interp.deadlock_free)
-        return Safety(prop, self.enc.invariant(self.m.invariant(prop).expr, self.enc.base),
-                      self.interp.invariants[prop])
+            return Safety(prop, self.interp.deadlock_free, lambda: self.enc.deadlock_free(self.enc.base))
+        return Safety(prop, self.interp.invariants[prop],
+                      lambda: self.enc.invariant(self.m.invariant(prop).expr, self.enc.base))
 
     # ------------------------------------------------------------- safety
     def _prove(self, p: Safety, budget_ms: int | None = None) -> Result:
@@ -246,7 +266,7 @@ class MachineChecker:
         if self.opt.engine == "explicit":
             return self._liveness_explicit(lv)
         proving = self.opt.engine in ("auto", "prove")
-        if proving and (self.m.expected(lv.name) == "violated" or self._graph):  # searched for, or already built
+        if proving and (self.graph_first or self.m.expected(lv.name) == "violated" or self._graph):
             found = self._liveness_explicit(lv)
             if found.verdict != "unknown":
                 return found
@@ -304,6 +324,15 @@ class MachineChecker:
         replay_lasso(self.interp, lv, binding, trace, loop_start)
         return Result(self.m, lv.name, "violated", "lasso", len(trace) - 1, trace=trace, loop_start=loop_start,
                       kind="liveness", replayed=True, states=n, detail="fair cycle found by SCC analysis; replayed")
+
+
+def _size(node: object) -> int:
+    """The number of IR nodes under ``node``."""
+    if isinstance(node, tuple):
+        return sum(_size(x) for x in node)
+    if is_dataclass(node) and not isinstance(node, type):
+        return 1 + sum(_size(getattr(node, f.name)) for f in fields(node) if f.name not in ("loc", "ty"))
+    return 0
 
 
 def replay_lasso(interp: Interpreter, lv: ir.Liveness, binding: dict, trace: list[Step], loop_start: int) -> None:
