@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import cached_property
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Literal
 
@@ -126,7 +127,7 @@ class MachineChecker:
         res.seconds = time.perf_counter() - start
         return res
 
-    @property
+    @cached_property
     def graph_first(self) -> bool:
         """Machines whose actions are large once their defs are expanded (a planner contract,
         say) are slow to encode for Z3 and cheap to enumerate: search their state graph first."""
