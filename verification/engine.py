@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import cached_property
 from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cached_property
 from typing import Literal
 
 import z3
