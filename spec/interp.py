@@ -23,7 +23,7 @@ into ``step(state, *args) -> state | None`` and ``successors(state)``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from . import ir
@@ -102,11 +102,8 @@ class _PySource:
         out: frozenset[str] = frozenset()
         if isinstance(e, ir.Name):
             out = frozenset({e.id}) if e.kind in ("param", "bound") else frozenset()
-        elif isinstance(e, tuple):
-            out = frozenset().union(*[self._free_locals(x) for x in e]) if e else frozenset()
-        elif is_dataclass(e) and not isinstance(e, type):
-            out = frozenset().union(*[self._free_locals(getattr(e, f.name)) for f in fields(e)
-                                      if f.name not in ("loc", "ty", "type")])
+        else:
+            out = out.union(*[self._free_locals(c) for c in ir.children(e)])
             if isinstance(e, ir.Quant):
                 out = out - {b.name for b in e.binders}
             elif isinstance(e, ir.SetComp):

@@ -13,7 +13,8 @@ that ``parse(show(m))`` compares equal to ``m``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Literal
 
 from .errors import NOWHERE, Loc
@@ -492,3 +493,13 @@ def fits(src: Ty, dst: Ty) -> bool:
         case TSet(s), TSet(d):
             return fits(s, d)
     return src == dst
+
+
+def children(node: object) -> Iterator[object]:
+    """The sub-nodes of an IR node (tuples are flattened); locations and types are not nodes."""
+    if isinstance(node, tuple):
+        yield from node
+    elif is_dataclass(node) and not isinstance(node, type):
+        for f in fields(node):
+            if f.name not in ("loc", "ty"):
+                yield getattr(node, f.name)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, is_dataclass
 from functools import cached_property
 from typing import Literal
 
@@ -329,11 +329,8 @@ class MachineChecker:
 
 def _size(node: object) -> int:
     """The number of IR nodes under ``node``."""
-    if isinstance(node, tuple):
-        return sum(_size(x) for x in node)
-    if is_dataclass(node) and not isinstance(node, type):
-        return 1 + sum(_size(getattr(node, f.name)) for f in fields(node) if f.name not in ("loc", "ty"))
-    return 0
+    own = 1 if not isinstance(node, tuple) and is_dataclass(node) else 0
+    return own + sum(_size(c) for c in ir.children(node))
 
 
 def replay_lasso(interp: Interpreter, lv: ir.Liveness, binding: dict, trace: list[Step], loop_start: int) -> None:

@@ -146,7 +146,7 @@ def fair_violation(interp: Interpreter, lv: ir.Liveness, graph: StateGraph
         starts = [0] if lv.kind == "eventually" else range(len(states))
         roots = [i for i in starts if avoid[i] and trigger(states[i])]
         region = _reach(roots, edges, avoid)
-        scc = _fair_scc(set(region), states, edges, fair, interp)
+        scc = _fair_scc(set(region), edges, fair)
         if scc is not None:
             trace, loop_start = _lasso(interp, states, edges, roots, avoid, scc, fair)
             return trace, loop_start, binding
@@ -217,8 +217,7 @@ def _sccs(nodes: set[int], edges: list[list[Edge]]) -> list[set[int]]:
     return out
 
 
-def _fair_scc(nodes: set[int], states: list[State], edges: list[list[Edge]],
-              fair: list[tuple[str, tuple, bool]], interp: Interpreter) -> set[int] | None:
+def _fair_scc(nodes: set[int], edges: list[list[Edge]], fair: list[tuple[str, tuple, bool]]) -> set[int] | None:
     for comp in _sccs(nodes, edges):
         taken = {(a, args) for n in comp for a, args, j in edges[n] if j in comp}
         if not taken:
@@ -231,7 +230,7 @@ def _fair_scc(nodes: set[int], states: list[State], edges: list[list[Edge]],
         if unfair_strong:
             # Emerson-Lei: a fair cycle here must avoid every state where such an action is enabled.
             drop = {n for key in unfair_strong for n in enabled[key]}
-            found = _fair_scc(comp - drop, states, edges, fair, interp)
+            found = _fair_scc(comp - drop, edges, fair)
             if found is not None:
                 return found
             continue
