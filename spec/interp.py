@@ -22,177 +22,58 @@ into ``step(state, *args) -> state | None`` and ``successors(state)``.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from . import ir
-from .ir import TBool, TEnum, TInt, TMap, TOption, TSet, Ty
+from .ir import TEnum, TMap, Ty
+from .pyexpr import HELPERS, PyExpr, key_lo, make_call, make_const, make_name
 from .values import State
 
 
-class Undefined(Exception):
-    """A map key outside its domain, or an assigned value outside its type."""
+class _InterpNaming:
+    """State variables are the unpacked locals ``v_<name>``; enum members are their indices."""
+
+    def var(self, name: str) -> ast.expr:
+        return make_name(f"v_{name}")
+
+    def member(self, enum: TEnum, index: int) -> ast.expr:
+        return make_const(index)
+
+    def enum_domain(self, enum: TEnum) -> ast.expr:
+        return make_call("range", make_const(len(enum.members)))
 
 
-def _ix(m: tuple[Any, ...], k: int, lo: int, n: int) -> Any:
-    i = k - lo
-    if 0 <= i < n:
-        return m[i]
-    raise Undefined
-
-
-def _chk(v: Any, lo: int, hi: int) -> Any:
-    if v is None or lo <= v <= hi:
-        return v
-    raise Undefined
-
-
-def _chkset(v: frozenset[Any], lo: int, hi: int) -> frozenset[Any]:
-    if all(lo <= x <= hi for x in v):
-        return v
-    raise Undefined
-
-
-def _co(a: Any, b: Any) -> Any:
-    return b if a is None else a
-
-
-_RUNTIME = {"_ix": _ix, "_chk": _chk, "_chkset": _chkset, "_co": _co,
-            "_Undefined": Undefined, "_EMPTY": frozenset()}
-
-
-def _domain_src(ty: Ty) -> str:
-    match ty:
-        case TBool():
-            return "(False, True)"
-        case TInt(lo, hi):
-            return f"range({lo}, {hi + 1})"  # type: ignore[operator]
-        case TEnum(_, members):
-            return f"range({len(members)})"
-    raise AssertionError(ty)
-
-
-def _lo(ty: Ty) -> int:
-    return ty.lo if isinstance(ty, TInt) and ty.lo is not None else 0
+_RUNTIME = {**HELPERS, "EMPTY": frozenset()}
 
 
 class _PySource:
-    """Translates typed IR expressions into Python expression source."""
+    """Expression source for the interpreter's compiled functions (the shared translation, unparsed)."""
 
     def __init__(self, m: ir.Machine) -> None:
-        self.consts = dict(m.const_values)
-        self.members = {name: i for e in m.enums for i, name in enumerate(e.members)}
-        # Common subexpressions: a set comprehension, cardinality or quantifier that reads
-        # only state (no parameter, no bound variable) is computed once per state and kept in
-        # the generated function's `_ms` dict. Specs that name expressions with `def` repeat
-        # them a lot once expanded, and the guards of parameterised actions re-read them per
-        # instance. Lazily: it is only evaluated where the original would have been.
-        self.memo: dict[str, int] | None = None
-        self._locals_cache: dict[int, frozenset[str]] = {}
+        self._py = PyExpr(m, _InterpNaming())
+
+    @property
+    def memo(self) -> dict[str, int] | None:
+        return self._py.memo
+
+    @memo.setter
+    def memo(self, value: dict[str, int] | None) -> None:
+        self._py.memo = value
 
     def start_function(self) -> None:
-        self.memo = {}
-
-    def _free_locals(self, e: Any) -> frozenset[str]:
-        key = id(e)
-        hit = self._locals_cache.get(key)
-        if hit is not None:
-            return hit
-        out: frozenset[str] = frozenset()
-        if isinstance(e, ir.Name):
-            out = frozenset({e.id}) if e.kind in ("param", "bound") else frozenset()
-        else:
-            out = out.union(*[self._free_locals(c) for c in ir.children(e)])
-            if isinstance(e, ir.Quant):
-                out = out - {b.name for b in e.binders}
-            elif isinstance(e, ir.SetComp):
-                out = out - {e.binder.name}
-        self._locals_cache[key] = out
-        return out
+        self._py.memo = {}
 
     def expr(self, e: ir.Expr) -> str:
-        if self.memo is not None and isinstance(e, ir.SetComp | ir.Card | ir.Quant) and not self._free_locals(e):
-            src = self._expr(e)
-            i = self.memo.setdefault(src, len(self.memo))
-            return f"(_ms[{i}] if {i} in _ms else _ms.setdefault({i}, {src}))"
-        return self._expr(e)
-
-    def _expr(self, e: ir.Expr) -> str:
-        match e:
-            case ir.IntLit(v):
-                return repr(v)
-            case ir.BoolLit(v):
-                return repr(v)
-            case ir.NoneLit():
-                return "None"
-            case ir.Name(n, kind=kind):
-                if kind == "var":
-                    return f"v_{n}"
-                if kind == "const":
-                    return repr(self.consts[n])
-                if kind == "member":
-                    return repr(self.members[n])
-                return f"p_{n}"
-            case ir.Index(base, index):
-                assert isinstance(base.ty, TMap) and index.ty is not None
-                key = base.ty.key
-                if ir.fits(index.ty, key):
-                    return f"{self.expr(base)}[{self.expr(index)} - {_lo(key)}]" if _lo(key) else \
-                        f"{self.expr(base)}[{self.expr(index)}]"
-                return f"_ix({self.expr(base)}, {self.expr(index)}, {_lo(key)}, {len(ir.domain(key))})"
-            case ir.SetLit(elems):
-                if not elems:
-                    return "_EMPTY"
-                return "frozenset((" + "".join(self.expr(x) + ", " for x in elems) + "))"
-            case ir.SetComp(bd, cond):
-                return f"frozenset([p_{bd.name} for p_{bd.name} in {_domain_src(bd.ty)} if {self.expr(cond)}])"  # type: ignore[arg-type]
-            case ir.Card(x):
-                return f"len({self.expr(x)})"
-            case ir.Unary("not", x):
-                return f"(not {self.expr(x)})"
-            case ir.Unary("-", x):
-                return f"(-{self.expr(x)})"
-            case ir.Binary(op, left, right):
-                a, b = self.expr(left), self.expr(right)
-                match op:
-                    case "implies":
-                        return f"((not {a}) or {b})"
-                    case "??":
-                        return f"_co({a}, {b})"
-                    case "/":
-                        return f"({a} // {b})"
-                    case "subset":
-                        return f"({a} <= {b})"
-                    case "union":
-                        return f"({a} | {b})"
-                    case "inter":
-                        return f"({a} & {b})"
-                    case "minus":
-                        return f"({a} - {b})"
-                return f"({a} {op} {b})"
-            case ir.Ite(c, a, b):
-                return f"({self.expr(a)} if {self.expr(c)} else {self.expr(b)})"
-            case ir.Quant(kind, binders, body):
-                loops = " ".join(f"for p_{b.name} in {_domain_src(b.ty)}" for b in binders)  # type: ignore[arg-type]
-                fn = "all" if kind == "forall" else "any"
-                return f"{fn}([{self.expr(body)} {loops}])"
-            case ir.Call(fn, args):
-                return f"{fn}(" + ", ".join(self.expr(a) for a in args) + ")"
-        raise AssertionError(e)
+        return ast.unparse(self._py.expr(e))
 
     def checked(self, value: ir.Expr, target: Ty) -> str:
-        """The value's source, with a range check when its type does not statically fit."""
-        src = self.expr(value)
-        assert value.ty is not None
-        if ir.fits(value.ty, target):
-            return src
-        base = target.base if isinstance(target, TOption) else target
-        if isinstance(base, TInt):
-            return f"_chk({src}, {base.lo}, {base.hi})"
-        if isinstance(target, TSet) and isinstance(target.elem, TInt):
-            return f"_chkset({src}, {target.elem.lo}, {target.elem.hi})"
-        return src
+        return ast.unparse(self._py.checked(value, target))
+
+    def domain(self, ty: Ty) -> str:
+        return ast.unparse(self._py.domain(ty))
 
 
 @dataclass(frozen=True)
@@ -272,7 +153,7 @@ class Interpreter:
     def _compile_pred(self, e: ir.Expr, name: str, params: list[str] = ()) -> Callable[..., bool]:  # type: ignore[assignment]
         extra = "".join(f", p_{p}" for p in params)
         src = (f"def {name}(st{extra}):\n{self._unpack()}\n    try:\n        return bool({self._src.expr(e)})\n"
-               f"    except _Undefined:\n        return False\n")
+               f"    except Undefined:\n        return False\n")
         return self._exec(src, name)
 
     def _stmts(self, stmts: tuple[ir.Stmt, ...], indent: str, out: list[str]) -> None:
@@ -297,10 +178,10 @@ class Interpreter:
                 idx = self._src.expr(target.index)
                 name = target.base.id
                 if ir.fits(target.index.ty, key):  # type: ignore[arg-type]
-                    out.append(f"{indent}_k = {idx} - {_lo(key)}" if _lo(key) else f"{indent}_k = {idx}")
+                    out.append(f"{indent}_k = {idx} - {key_lo(key)}" if key_lo(key) else f"{indent}_k = {idx}")
                 else:
-                    out.append(f"{indent}_k = {idx} - {_lo(key)}")
-                    out.append(f"{indent}if not 0 <= _k < {n}: raise _Undefined")
+                    out.append(f"{indent}_k = {idx} - {key_lo(key)}")
+                    out.append(f"{indent}if not 0 <= _k < {n}: raise Undefined")
                 # Later statements see the old state (v_*); n_* accumulates the new one.
                 out.append(f"{indent}n_{name} = n_{name}[:_k] + ({value},) + n_{name}[_k + 1:]")
 
@@ -325,7 +206,7 @@ class Interpreter:
             parts.append(f"n_{v.name}" if v.name in assigned else f"v_{v.name}")
         new = "(" + "".join(p + ", " for p in parts) + ")"
         lines.append(f"{indent}    {on_enabled.format(new=new)}")
-        lines.append(f"{indent}except _Undefined:")
+        lines.append(f"{indent}except Undefined:")
         lines.append(f"{indent}    {on_disabled}")
         return lines
 
@@ -335,7 +216,7 @@ class Interpreter:
                               *self._body(a, "    ", "return None", "return {new}")]) + "\n"
         loops, indent = [], "    "
         for p in a.params:
-            loops.append(f"{indent}for p_{p.name} in {_domain_src(p.ty)}:")  # type: ignore[arg-type]
+            loops.append(f"{indent}for p_{p.name} in {self._src.domain(p.ty)}:")  # type: ignore[arg-type]
             indent += "    "
         args = "(" + "".join(p + ", " for p in params) + ")"
         cont = "continue" if a.params else "return out"

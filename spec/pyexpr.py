@@ -1,0 +1,261 @@
+"""Typed IR expressions translated to Python ``ast`` expressions: the one translation of the semantics.
+
+Two consumers share it, so the executable semantics exist once:
+- the interpreter (``interp.py``), which reads state from unpacked tuple locals
+  and encodes enum members as their indices;
+- the code generator (``codegen/``), whose machines keep state in attributes
+  and use ``IntEnum`` members (equal to those indices, so both agree on values).
+A ``Naming`` says how a state variable, an enum member and a finite domain are
+spelt; everything else (operators, laziness, well-definedness checks) is here.
+
+The helpers the translated code calls (``ix``, ``chk``, ``chkset``, ``co``) and the
+``Undefined`` exception live here too, typed, and are imported by generated
+modules through ``racefree.runtime.base``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
+
+from . import ir
+from .ir import TBool, TEnum, TInt, TMap, TOption, TSet, Ty
+
+T = TypeVar("T")
+N = TypeVar("N", int, int | None)
+
+
+class Undefined(Exception):
+    """A map key outside its domain, or an assigned value outside its type: the step is not enabled."""
+
+
+def ix(m: Sequence[T], k: int, lo: int, n: int) -> T:
+    """``m[k]`` for a map stored by key position, Undefined when ``k`` is not a key."""
+    i = k - lo
+    if 0 <= i < n:
+        return m[i]
+    raise Undefined
+
+
+def chk(v: N, lo: int, hi: int) -> N:
+    """An assigned integer (or none) that must lie in ``lo..hi``."""
+    if v is None or lo <= v <= hi:
+        return v
+    raise Undefined
+
+
+def chkset(v: frozenset[int], lo: int, hi: int) -> frozenset[int]:
+    if all(lo <= x <= hi for x in v):
+        return v
+    raise Undefined
+
+
+def co(a: T | None, b: T) -> T:
+    """``a ?? b``."""
+    return b if a is None else a
+
+
+HELPERS = {"ix": ix, "chk": chk, "chkset": chkset, "co": co, "Undefined": Undefined}
+
+# ------------------------------------------------------------------ ast helpers
+
+
+def make_name(n: str) -> ast.Name:
+    return ast.Name(n, ast.Load())
+
+
+def make_attr(obj: str | ast.expr, attr: str) -> ast.Attribute:
+    return ast.Attribute(make_name(obj) if isinstance(obj, str) else obj, attr, ast.Load())
+
+
+def make_call(fn: str | ast.expr, *args: ast.expr, **kwargs: ast.expr) -> ast.Call:
+    return ast.Call(make_name(fn) if isinstance(fn, str) else fn, list(args),
+                    [ast.keyword(k, v) for k, v in kwargs.items()])
+
+
+def make_const(v: object) -> ast.Constant:
+    return ast.Constant(v)
+
+
+def make_tuple(items: Sequence[ast.expr]) -> ast.Tuple:
+    return ast.Tuple(list(items), ast.Load())
+
+
+def make_compare(left: ast.expr, op: ast.cmpop, right: ast.expr) -> ast.Compare:
+    return ast.Compare(left, [op], [right])
+
+
+def make_not(e: ast.expr) -> ast.UnaryOp:
+    return ast.UnaryOp(ast.Not(), e)
+
+
+def make_bool(op: ast.boolop, *values: ast.expr) -> ast.BoolOp:
+    return ast.BoolOp(op, list(values))
+
+
+def make_listcomp(elt: ast.expr, loops: Sequence[tuple[str, ast.expr]], cond: ast.expr | None = None) -> ast.ListComp:
+    gens = [ast.comprehension(ast.Name(v, ast.Store()), it, [], 0) for v, it in loops]
+    if cond is not None:
+        gens[-1].ifs.append(cond)
+    return ast.ListComp(elt, gens)
+
+
+_BINOPS: dict[str, ast.operator] = {"+": ast.Add(), "-": ast.Sub(), "*": ast.Mult(), "/": ast.FloorDiv(),
+                                    "%": ast.Mod(), "union": ast.BitOr(), "inter": ast.BitAnd(),
+                                    "minus": ast.Sub()}
+_CMPOPS: dict[str, ast.cmpop] = {"==": ast.Eq(), "!=": ast.NotEq(), "<": ast.Lt(), "<=": ast.LtE(),
+                                 ">": ast.Gt(), ">=": ast.GtE(), "in": ast.In(), "subset": ast.LtE()}
+
+
+def key_lo(ty: Ty) -> int:
+    """The offset of a map key type: keys are stored by position ``k - lo``."""
+    return ty.lo if isinstance(ty, TInt) and ty.lo is not None else 0
+
+
+class Naming(Protocol):
+    def var(self, name: str) -> ast.expr: ...
+
+    def member(self, enum: TEnum, index: int) -> ast.expr: ...
+
+    def enum_domain(self, enum: TEnum) -> ast.expr: ...
+
+
+def local_name(name: str) -> str:
+    """Parameters and bound variables, in every consumer (prefixed so they never shadow a builtin)."""
+    return f"p_{name}"
+
+
+class PyExpr:
+    """Translates typed IR expressions of one machine into ``ast`` expressions."""
+
+    def __init__(self, m: ir.Machine, naming: Naming) -> None:
+        self.consts = dict(m.const_values)
+        self.enums = {name: (TEnum(e.name, e.members), i) for e in m.enums for i, name in enumerate(e.members)}
+        self.naming = naming
+        # Common subexpressions (interpreter only): a set comprehension, cardinality or
+        # quantifier that reads only state (no parameter, no bound variable) is computed once
+        # per state and kept in the compiled function's `_ms` dict. Specs that name expressions
+        # with `def` repeat them a lot once expanded, and the guards of parameterised actions
+        # re-read them per instance. Lazily: only evaluated where the original would have been.
+        self.memo: dict[str, int] | None = None
+        self._locals_cache: dict[int, frozenset[str]] = {}
+
+    def domain(self, ty: Ty) -> ast.expr:
+        match ty:
+            case TBool():
+                return make_tuple([make_const(False), make_const(True)])
+            case TInt(lo, hi):
+                assert lo is not None and hi is not None
+                return make_call("range", make_const(lo), make_const(hi + 1))
+            case TEnum():
+                return self.naming.enum_domain(ty)
+        raise AssertionError(ty)
+
+    def _free_locals(self, e: object) -> frozenset[str]:
+        key = id(e)
+        hit = self._locals_cache.get(key)
+        if hit is not None:
+            return hit
+        out: frozenset[str] = frozenset()
+        if isinstance(e, ir.Name):
+            out = frozenset({e.id}) if e.kind in ("param", "bound") else frozenset()
+        else:
+            out = out.union(*[self._free_locals(c) for c in ir.children(e)])
+            if isinstance(e, ir.Quant):
+                out = out - {b.name for b in e.binders}
+            elif isinstance(e, ir.SetComp):
+                out = out - {e.binder.name}
+        self._locals_cache[key] = out
+        return out
+
+    def expr(self, e: ir.Expr) -> ast.expr:
+        if self.memo is not None and isinstance(e, ir.SetComp | ir.Card | ir.Quant) and not self._free_locals(e):
+            src = self._expr(e)
+            i = self.memo.setdefault(ast.dump(src), len(self.memo))
+            slot = ast.Subscript(make_name("_ms"), make_const(i), ast.Load())
+            fill = make_call(make_attr("_ms", "setdefault"), make_const(i), src)
+            return ast.IfExp(make_compare(make_const(i), ast.In(), make_name("_ms")), slot, fill)
+        return self._expr(e)
+
+    def _expr(self, e: ir.Expr) -> ast.expr:
+        match e:
+            case ir.IntLit(v) | ir.BoolLit(v):
+                return make_const(v)
+            case ir.NoneLit():
+                return make_const(None)
+            case ir.Name(n, kind=kind):
+                if kind == "var":
+                    return self.naming.var(n)
+                if kind == "const":
+                    return make_const(self.consts[n])
+                if kind == "member":
+                    return self.naming.member(*self.enums[n])
+                return make_name(local_name(n))
+            case ir.Index(base, index):
+                assert isinstance(base.ty, TMap) and index.ty is not None
+                key = base.ty.key
+                b, k, lo = self.expr(base), self.expr(index), key_lo(key)
+                if ir.fits(index.ty, key):
+                    pos = ast.BinOp(k, ast.Sub(), make_const(lo)) if lo else k
+                    return ast.Subscript(b, pos, ast.Load())
+                return make_call("ix", b, k, make_const(lo), make_const(len(ir.domain(key))))
+            case ir.SetLit(elems):
+                if not elems:
+                    return make_name("EMPTY")
+                return make_call("frozenset", make_tuple([self.expr(x) for x in elems]))
+            case ir.SetComp(bd, cond):
+                v = local_name(bd.name)
+                assert bd.ty is not None
+                return make_call("frozenset", make_listcomp(make_name(v), [(v, self.domain(bd.ty))], self.expr(cond)))
+            case ir.Card(x):
+                return make_call("len", self.expr(x))
+            case ir.Unary("not", x):
+                return make_not(self.expr(x))
+            case ir.Unary("-", x):
+                return ast.UnaryOp(ast.USub(), self.expr(x))
+            case ir.Binary(op, left, right):
+                return self._binary(op, left, right)
+            case ir.Ite(c, a, b):
+                return ast.IfExp(self.expr(c), self.expr(a), self.expr(b))
+            case ir.Quant(kind, binders, body):
+                loops = [(local_name(b.name), self.domain(b.ty)) for b in binders]  # type: ignore[arg-type]
+                return make_call("all" if kind == "forall" else "any", make_listcomp(self.expr(body), loops))
+            case ir.Call(fn, args):
+                return make_call(fn, *[self.expr(a) for a in args])
+        raise AssertionError(e)
+
+    def _binary(self, op: str, left: ir.Expr, right: ir.Expr) -> ast.expr:
+        a, b = self.expr(left), self.expr(right)
+        match op:
+            case "and":
+                return make_bool(ast.And(), a, b)
+            case "or":
+                return make_bool(ast.Or(), a, b)
+            case "implies":
+                return make_bool(ast.Or(), make_not(a), b)
+            case "??":
+                return make_call("co", a, b)
+            case "==" | "!=" if isinstance(right, ir.NoneLit) or isinstance(left, ir.NoneLit):
+                # `is` keeps mypy's narrowing of optionals in generated code; same truth value.
+                return make_compare(a, ast.Is() if op == "==" else ast.IsNot(), b)
+        if op in _CMPOPS:
+            return make_compare(a, _CMPOPS[op], b)
+        return ast.BinOp(a, _BINOPS[op], b)
+
+    def checked(self, value: ir.Expr, target: Ty) -> ast.expr:
+        """The value, with a range check when its type does not statically fit the target."""
+        e = self.expr(value)
+        assert value.ty is not None
+        if ir.fits(value.ty, target):
+            return e
+        base = target.base if isinstance(target, TOption) else target
+        if isinstance(base, TInt):
+            return make_call("chk", e, make_const(base.lo), make_const(base.hi))
+        if isinstance(target, TSet) and isinstance(target.elem, TInt):
+            return make_call("chkset", e, make_const(target.elem.lo), make_const(target.elem.hi))
+        return e
+
+    def source(self, e: ir.Expr) -> str:
+        return ast.unparse(self.expr(e))
+
