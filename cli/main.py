@@ -129,6 +129,61 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gen(args: argparse.Namespace) -> int:
+    from racefree.codegen import gen
+    from racefree.codegen.machine import GenError
+
+    specs = [Path(p) for p in args.paths] or bundled_specs()
+    outdir = Path(args.output) if args.output else (gen.default_outdir() if not args.paths else Path("."))
+    try:
+        planned = gen.plan(specs, outdir)
+        if args.check:
+            problems = gen.drift(planned, outdir)
+            for d in problems:
+                print(f"{_display_path(d.path)}: {d.problem}", file=sys.stderr)
+            if problems:
+                command = " ".join(["racefree gen", *args.paths] + (["-o", args.output] if args.output else []))
+                print(f"generated code is out of date with its specs: run `{command}`", file=sys.stderr)
+                return 1
+            print(f"{len(planned)} generated files match their specs")
+            return 0
+        changed, removed = gen.write(planned, outdir)
+    except GenError as exc:
+        print(f"error[RF030]: {exc}", file=sys.stderr)
+        return 2
+    for path in changed:
+        print(f"wrote {_display_path(path)}")
+    for path in removed:
+        print(f"removed {_display_path(path)}")
+    print(f"{len(planned)} files in {_display_path(outdir)}: {len(changed)} written, {len(removed)} removed")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from racefree.verification import traces
+
+    spec = load_file(args.spec)
+    chosen = None
+    if args.machine:
+        chosen = next((m for m in spec.machines if m.name == args.machine), None)
+        if chosen is None:
+            raise errors.unknown_name(errors.Loc(args.spec, 1, 1), args.machine, "machine",
+                                      [m.name for m in spec.machines])
+    paths = [Path(p) for p in args.traces]
+    started = time.perf_counter()
+    machine, streams = traces.read_events(paths, chosen, spec)
+    progress = Progress(True)
+    result = traces.replay(machine, traces.merged(streams), context=args.context,
+                           progress=lambda n: progress(f"replayed {n:,} events"))
+    progress.clear()
+    elapsed = time.perf_counter() - started
+    print(render.replay_report(result, [str(p) for p in paths]))
+    rate = f"{result.events / elapsed:,.0f} events/s" if elapsed > 0 else ""
+    print(f"{result.events:,} events from {len(paths)} file(s), {result.states:,} distinct states, "
+          f"{elapsed:.2f} s ({rate})")
+    return 0 if result.outcome == "ok" else 1
+
+
 def cmd_codes(args: argparse.Namespace) -> int:
     for code, title in errors.CATALOG.items():
         print(f"{code}  {title}")
@@ -165,6 +220,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("machine", nargs="?")
     s.set_defaults(func=cmd_show)
+
+    g = sub.add_parser("gen", help="generate a typed Python runtime module per machine (and model tests per spec)")
+    g.add_argument("paths", nargs="*", help="spec files (default: the bundled specs, into racefree/runtime/generated)")
+    g.add_argument("-o", "--output", help="output folder, a Python package (default: racefree/runtime/generated "
+                                          "for the bundled specs, else the current folder)")
+    g.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if a generated file is missing, stale, hand-edited or extra")
+    g.set_defaults(func=cmd_gen)
+
+    r = sub.add_parser("replay", help="check recorded JSONL event traces against a spec")
+    r.add_argument("spec", help="the spec file the machine was generated from")
+    r.add_argument("traces", nargs="+", help="event files (one per process; merged by time)")
+    r.add_argument("--machine", help="the machine to check (default: the one the events name)")
+    r.add_argument("--context", type=int, default=10, help="events shown before a failure (default 10)")
+    r.set_defaults(func=cmd_replay)
 
     k = sub.add_parser("codes", help="list the error codes")
     k.set_defaults(func=cmd_codes)

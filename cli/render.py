@@ -121,3 +121,33 @@ def result_json(path: str, r: Result) -> dict[str, Any]:
         "replayed": r.replayed if r.trace is not None else None, "detail": r.detail,
         "loop_start": r.loop_start,
     }
+
+
+def _event(m: ir.Machine, files: list[str], ev: Any) -> str:
+    _t, fi, line, seq, action, args, pid = ev
+    a = m.action(action)
+    call = f"{a.role}.{action}({values.show_args(a, args)})"
+    return f"{files[fi]}:{line}: seq {seq}, pid {pid}: {call}"
+
+
+def replay_report(r: Any, files: list[str]) -> str:
+    """What ``racefree replay`` found: conformance, or the first refused event / broken invariant."""
+    m = r.machine
+    if r.outcome == "ok":
+        return f"{m.name}: every event is a step of the spec and no invariant is violated"
+    lines = []
+    if r.failing is None:
+        return f"{m.name}: invariant {r.prop} is false in the initial state"
+    if r.before:
+        lines.append(f"the {len(r.before)} events before it:")
+        lines += [f"  {_event(m, files, ev)}" for ev in r.before]
+    if r.outcome == "not_enabled":
+        why = f"requires {r.failing_conjunct}" if r.failing_conjunct else \
+            "a map key or an assigned value would leave its declared type"
+        lines.append(f"event {r.events} is not enabled in {m.name} ({why}):")
+    else:
+        lines.append(f"after event {r.events}, invariant {r.prop} of {m.name} is violated:")
+    lines.append(f"  {_event(m, files, r.failing)}")
+    shown = _compress(m, _cells(m, r.state))
+    lines.append(("state before it: " if r.outcome == "not_enabled" else "state after it: ") + ", ".join(shown))
+    return "\n".join(lines)

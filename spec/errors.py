@@ -45,6 +45,8 @@ CATALOG: dict[str, str] = {
     "RF026": "assignment to something that is not a state variable",
     "RF027": "wrong number of arguments",
     "RF028": "definition that uses itself",
+    "RF030": "spec cannot become a Python module (name clash)",
+    "RF040": "malformed event trace",
 }
 
 
@@ -168,3 +170,7 @@ def arity(loc: Loc, fn: str, want: int, got: int) -> SpecError:
 def cyclic_definition(loc: Loc, name: str) -> SpecError:
     return _err("RF028", f"definition '{name}' uses itself", loc,
                 hint="a def is expanded where it is used, so it cannot refer to itself, directly or not")
+
+
+def bad_trace(loc: Loc, message: str, hint: str | None = None) -> SpecError:
+    return _err("RF040", message, loc, hint=hint)

@@ -29,7 +29,7 @@ from typing import Any
 
 from . import ir
 from .ir import TEnum, TMap, Ty
-from .pyexpr import HELPERS, PyExpr, key_lo, make_call, make_const, make_name
+from .pyexpr import HELPERS, PyExpr, key_lo, make_call, make_const, make_name, paused_gc
 from .values import State
 
 
@@ -45,35 +45,76 @@ class _InterpNaming:
     def enum_domain(self, enum: TEnum) -> ast.expr:
         return make_call("range", make_const(len(enum.members)))
 
+    def builtin(self, name: str) -> str:
+        return name
+
 
 _RUNTIME = {**HELPERS, "EMPTY": frozenset()}
 
 
 class _PySource:
-    """Expression source for the interpreter's compiled functions (the shared translation, unparsed)."""
+    """Expression "source" for the interpreter's function templates.
+
+    The shared translation yields ``ast`` nodes; rather than unparse them (slow for the big
+    expanded guards of gpu_alloc), each becomes a placeholder name ``__h<n>`` in the template
+    text, and ``compile`` puts the nodes back into the parsed template (``_Fill``).
+    """
 
     def __init__(self, m: ir.Machine) -> None:
         self._py = PyExpr(m, _InterpNaming())
+        self.holes: list[ast.expr] = []
+
+    def _hole(self, node: ast.expr) -> str:
+        self.holes.append(node)
+        return f"__h{len(self.holes) - 1}"
+
+    def run(self, src: str, where: str, name: str) -> Any:
+        """Compile a template with its holes filled and return the function it defines."""
+        tree = _Fill(self.holes).visit(ast.parse(src))
+        ns = dict(_RUNTIME)
+        exec(compile(tree, f"<racefree:{where}>", "exec"), ns)  # holes carry their locations (pyexpr.AT)
+        return ns[name]
 
     @property
-    def memo(self) -> dict[str, int] | None:
+    def memo(self) -> dict[ir.Expr, int] | None:
         return self._py.memo
 
     @memo.setter
-    def memo(self, value: dict[str, int] | None) -> None:
+    def memo(self, value: dict[ir.Expr, int] | None) -> None:
         self._py.memo = value
 
     def start_function(self) -> None:
         self._py.memo = {}
 
     def expr(self, e: ir.Expr) -> str:
-        return ast.unparse(self._py.expr(e))
+        return self._hole(self._py.expr(e))
 
     def checked(self, value: ir.Expr, target: Ty) -> str:
-        return ast.unparse(self._py.checked(value, target))
+        return self._hole(self._py.checked(value, target))
 
     def domain(self, ty: Ty) -> str:
-        return ast.unparse(self._py.domain(ty))
+        return self._hole(self._py.domain(ty))
+
+
+def initial_state(m: ir.Machine, src: _PySource | None = None) -> State:
+    """The encoded initial state (var initialisers are constant expressions)."""
+    src = src or _PySource(m)
+    src.memo = None  # initial values are evaluated once: nothing to share
+    values = []
+    for v in m.vars:
+        x = src.run(f"def init():\n    return {src.expr(v.init)}\n", f"{m.name}:init", "init")()
+        if isinstance(v.ty, TMap):
+            x = tuple(x for _ in ir.domain(v.ty.key))
+        values.append(x)
+    return tuple(values)
+
+
+class _Fill(ast.NodeTransformer):
+    def __init__(self, holes: list[ast.expr]) -> None:
+        self.holes = holes
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        return self.holes[int(node.id[3:])] if node.id.startswith("__h") else node
 
 
 @dataclass(frozen=True)
@@ -91,10 +132,11 @@ class Interpreter:
         self.machine = m
         self._src = _PySource(m)
         self.var_index = {v.name: i for i, v in enumerate(m.vars)}
-        self.init = self._initial_state()
-        self.actions = {a.name: self._compile_action(a) for a in m.actions}
-        self.invariants = {i.name: self._compile_pred(i.expr, f"inv_{i.name}") for i in m.invariants}
-        self.terminals = [self._compile_pred(t.expr, f"terminal_{t.name}") for t in m.terminals]
+        with paused_gc():
+            self.init = self._initial_state()
+            self.actions = {a.name: self._compile_action(a) for a in m.actions}
+            self.invariants = {i.name: self._compile_pred(i.expr, f"inv_{i.name}") for i in m.invariants}
+            self.terminals = [self._compile_pred(t.expr, f"terminal_{t.name}") for t in m.terminals]
 
     # ----------------------------------------------------------------- public
     def step(self, state: State, action: str, args: tuple[Any, ...]) -> State | None:
@@ -117,6 +159,10 @@ class Interpreter:
         """Compile any typed boolean state expression (used to re-check printed invariants)."""
         return self._compile_pred(e, "pred")
 
+    def param_pred(self, e: ir.Expr, params: list[str]) -> Callable[..., bool]:
+        """A boolean expression over the state and named parameters: ``f(state, *args)``."""
+        return self._compile_pred(e, "pred", params)
+
     def live_preds(self, lv: ir.Liveness, binding: dict[str, Any]) -> tuple[Callable[[State], bool], Callable[[State], bool]]:
         """(trigger, goal) of one instance of a liveness property, as state predicates."""
         names = [b.name for b in lv.binders]
@@ -135,20 +181,10 @@ class Interpreter:
         return f"    {', '.join(names)}, = st\n    _ms = {{}}"
 
     def _exec(self, src: str, name: str) -> Any:
-        ns = dict(_RUNTIME)
-        exec(compile(src, f"<racefree:{self.machine.name}:{name}>", "exec"), ns)
-        return ns[name]
+        return self._src.run(src, f"{self.machine.name}:{name}", name)
 
     def _initial_state(self) -> State:
-        self._src.memo = None  # initial values are evaluated once: nothing to share
-        values = []
-        for v in self.machine.vars:
-            fn = self._exec(f"def init():\n    return {self._src.expr(v.init)}\n", "init")
-            x = fn()
-            if isinstance(v.ty, TMap):
-                x = tuple(x for _ in ir.domain(v.ty.key))
-            values.append(x)
-        return tuple(values)
+        return initial_state(self.machine, self._src)
 
     def _compile_pred(self, e: ir.Expr, name: str, params: list[str] = ()) -> Callable[..., bool]:  # type: ignore[assignment]
         extra = "".join(f", p_{p}" for p in params)

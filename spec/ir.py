@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cache
 from typing import Literal
 
 from .errors import NOWHERE, Loc
@@ -495,11 +496,30 @@ def fits(src: Ty, dst: Ty) -> bool:
     return src == dst
 
 
+def conjuncts(requires: tuple[Expr, ...]) -> list[Expr]:
+    """A guard's top-level conjuncts in evaluation order (``and`` is lazy, so checking them one
+    by one is the same semantics); runtimes and reports name the first one that fails."""
+    out: list[Expr] = []
+    for r in requires:
+        stack: list[Expr] = [r]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, Binary) and e.op == "and":
+                stack += [e.right, e.left]
+            else:
+                out.append(e)
+    return out
+
+
 def children(node: object) -> Iterator[object]:
     """The sub-nodes of an IR node (tuples are flattened); locations and types are not nodes."""
     if isinstance(node, tuple):
         yield from node
     elif is_dataclass(node) and not isinstance(node, type):
-        for f in fields(node):
-            if f.name not in ("loc", "ty"):
-                yield getattr(node, f.name)
+        for name in _child_fields(type(node)):
+            yield getattr(node, name)
+
+
+@cache
+def _child_fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in ("loc", "ty"))

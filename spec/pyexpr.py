@@ -16,8 +16,11 @@ modules through ``racefree.runtime.base``.
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
-from typing import Protocol, TypeVar
+import gc
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar
 
 from . import ir
 from .ir import TBool, TEnum, TInt, TMap, TOption, TSet, Ty
@@ -56,49 +59,66 @@ def co(a: T | None, b: T) -> T:
     return b if a is None else a
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Translating a big spec makes ~10^5 short-lived ast nodes; the cyclic collector's passes
+    over them cost more than the translation (x2.5 on gpu_alloc), and they hold no cycles."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 HELPERS = {"ix": ix, "chk": chk, "chkset": chkset, "co": co, "Undefined": Undefined}
 
 # ------------------------------------------------------------------ ast helpers
 
+# Every node gets a location when it is made: `compile` needs one, and a
+# fix_missing_locations pass over the expanded guards of big specs costs seconds.
+AT = {"lineno": 1, "col_offset": 0, "end_lineno": 1, "end_col_offset": 0}
+
 
 def make_name(n: str) -> ast.Name:
-    return ast.Name(n, ast.Load())
+    return ast.Name(n, ast.Load(), **AT)
 
 
 def make_attr(obj: str | ast.expr, attr: str) -> ast.Attribute:
-    return ast.Attribute(make_name(obj) if isinstance(obj, str) else obj, attr, ast.Load())
+    return ast.Attribute(make_name(obj) if isinstance(obj, str) else obj, attr, ast.Load(), **AT)
 
 
 def make_call(fn: str | ast.expr, *args: ast.expr, **kwargs: ast.expr) -> ast.Call:
     return ast.Call(make_name(fn) if isinstance(fn, str) else fn, list(args),
-                    [ast.keyword(k, v) for k, v in kwargs.items()])
+                    [ast.keyword(k, v, **AT) for k, v in kwargs.items()], **AT)
 
 
 def make_const(v: object) -> ast.Constant:
-    return ast.Constant(v)
+    return ast.Constant(v, **AT)
 
 
 def make_tuple(items: Sequence[ast.expr]) -> ast.Tuple:
-    return ast.Tuple(list(items), ast.Load())
+    return ast.Tuple(list(items), ast.Load(), **AT)
 
 
 def make_compare(left: ast.expr, op: ast.cmpop, right: ast.expr) -> ast.Compare:
-    return ast.Compare(left, [op], [right])
+    return ast.Compare(left, [op], [right], **AT)
 
 
 def make_not(e: ast.expr) -> ast.UnaryOp:
-    return ast.UnaryOp(ast.Not(), e)
+    return ast.UnaryOp(ast.Not(), e, **AT)
 
 
 def make_bool(op: ast.boolop, *values: ast.expr) -> ast.BoolOp:
-    return ast.BoolOp(op, list(values))
+    return ast.BoolOp(op, list(values), **AT)
 
 
 def make_listcomp(elt: ast.expr, loops: Sequence[tuple[str, ast.expr]], cond: ast.expr | None = None) -> ast.ListComp:
-    gens = [ast.comprehension(ast.Name(v, ast.Store()), it, [], 0) for v, it in loops]
+    gens = [ast.comprehension(ast.Name(v, ast.Store(), **AT), it, [], 0) for v, it in loops]
     if cond is not None:
         gens[-1].ifs.append(cond)
-    return ast.ListComp(elt, gens)
+    return ast.ListComp(elt, gens, **AT)
 
 
 _BINOPS: dict[str, ast.operator] = {"+": ast.Add(), "-": ast.Sub(), "*": ast.Mult(), "/": ast.FloorDiv(),
@@ -106,6 +126,11 @@ _BINOPS: dict[str, ast.operator] = {"+": ast.Add(), "-": ast.Sub(), "*": ast.Mul
                                     "minus": ast.Sub()}
 _CMPOPS: dict[str, ast.cmpop] = {"==": ast.Eq(), "!=": ast.NotEq(), "<": ast.Lt(), "<=": ast.LtE(),
                                  ">": ast.Gt(), ">=": ast.GtE(), "in": ast.In(), "subset": ast.LtE()}
+
+
+_FOLD: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv, "%": operator.mod,
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 def key_lo(ty: Ty) -> int:
@@ -119,6 +144,10 @@ class Naming(Protocol):
     def member(self, enum: TEnum, index: int) -> ast.expr: ...
 
     def enum_domain(self, enum: TEnum) -> ast.expr: ...
+
+    def builtin(self, name: str) -> str:
+        """The name to call for ``frozenset``, ``min`` or ``max``."""
+        ...
 
 
 def local_name(name: str) -> str:
@@ -138,7 +167,7 @@ class PyExpr:
         # per state and kept in the compiled function's `_ms` dict. Specs that name expressions
         # with `def` repeat them a lot once expanded, and the guards of parameterised actions
         # re-read them per instance. Lazily: only evaluated where the original would have been.
-        self.memo: dict[str, int] | None = None
+        self.memo: dict[ir.Expr, int] | None = None
         self._locals_cache: dict[int, frozenset[str]] = {}
 
     def domain(self, ty: Ty) -> ast.expr:
@@ -172,10 +201,11 @@ class PyExpr:
     def expr(self, e: ir.Expr) -> ast.expr:
         if self.memo is not None and isinstance(e, ir.SetComp | ir.Card | ir.Quant) and not self._free_locals(e):
             src = self._expr(e)
-            i = self.memo.setdefault(ast.dump(src), len(self.memo))
-            slot = ast.Subscript(make_name("_ms"), make_const(i), ast.Load())
+            # IR nodes compare structurally (not by location): equal nodes translate to equal code.
+            i = self.memo.setdefault(e, len(self.memo))
+            slot = ast.Subscript(make_name("_ms"), make_const(i), ast.Load(), **AT)
             fill = make_call(make_attr("_ms", "setdefault"), make_const(i), src)
-            return ast.IfExp(make_compare(make_const(i), ast.In(), make_name("_ms")), slot, fill)
+            return ast.IfExp(make_compare(make_const(i), ast.In(), make_name("_ms")), slot, fill, **AT)
         return self._expr(e)
 
     def _expr(self, e: ir.Expr) -> ast.expr:
@@ -197,32 +227,35 @@ class PyExpr:
                 key = base.ty.key
                 b, k, lo = self.expr(base), self.expr(index), key_lo(key)
                 if ir.fits(index.ty, key):
-                    pos = ast.BinOp(k, ast.Sub(), make_const(lo)) if lo else k
-                    return ast.Subscript(b, pos, ast.Load())
+                    pos = ast.BinOp(k, ast.Sub(), make_const(lo), **AT) if lo else k
+                    return ast.Subscript(b, pos, ast.Load(), **AT)
                 return make_call("ix", b, k, make_const(lo), make_const(len(ir.domain(key))))
             case ir.SetLit(elems):
                 if not elems:
                     return make_name("EMPTY")
-                return make_call("frozenset", make_tuple([self.expr(x) for x in elems]))
+                return make_call(self.naming.builtin("frozenset"), make_tuple([self.expr(x) for x in elems]))
             case ir.SetComp(bd, cond):
                 v = local_name(bd.name)
                 assert bd.ty is not None
-                return make_call("frozenset", make_listcomp(make_name(v), [(v, self.domain(bd.ty))], self.expr(cond)))
+                return make_call(self.naming.builtin("frozenset"), make_listcomp(make_name(v), [(v, self.domain(bd.ty))], self.expr(cond)))
             case ir.Card(x):
                 return make_call("len", self.expr(x))
             case ir.Unary("not", x):
                 return make_not(self.expr(x))
             case ir.Unary("-", x):
-                return ast.UnaryOp(ast.USub(), self.expr(x))
+                return ast.UnaryOp(ast.USub(), self.expr(x), **AT)
             case ir.Binary(op, left, right):
                 return self._binary(op, left, right)
             case ir.Ite(c, a, b):
-                return ast.IfExp(self.expr(c), self.expr(a), self.expr(b))
+                cond = self.expr(c)
+                if isinstance(cond, ast.Constant):  # `if 0 == 0 then ...` after const substitution
+                    return self.expr(a) if cond.value else self.expr(b)
+                return ast.IfExp(cond, self.expr(a), self.expr(b), **AT)
             case ir.Quant(kind, binders, body):
                 loops = [(local_name(b.name), self.domain(b.ty)) for b in binders]  # type: ignore[arg-type]
                 return make_call("all" if kind == "forall" else "any", make_listcomp(self.expr(body), loops))
             case ir.Call(fn, args):
-                return make_call(fn, *[self.expr(a) for a in args])
+                return make_call(self.naming.builtin(fn), *[self.expr(a) for a in args])
         raise AssertionError(e)
 
     def _binary(self, op: str, left: ir.Expr, right: ir.Expr) -> ast.expr:
@@ -239,9 +272,13 @@ class PyExpr:
             case "==" | "!=" if isinstance(right, ir.NoneLit) or isinstance(left, ir.NoneLit):
                 # `is` keeps mypy's narrowing of optionals in generated code; same truth value.
                 return make_compare(a, ast.Is() if op == "==" else ast.IsNot(), b)
+        if isinstance(a, ast.Constant) and isinstance(b, ast.Constant) and op in _FOLD:
+            # Constants meet after `const` substitution (`NG == 0`): fold them, as a type checker
+            # would otherwise flag a comparison of two literals (mypy --strict-equality).
+            return make_const(_FOLD[op](a.value, b.value))
         if op in _CMPOPS:
             return make_compare(a, _CMPOPS[op], b)
-        return ast.BinOp(a, _BINOPS[op], b)
+        return ast.BinOp(a, _BINOPS[op], b, **AT)
 
     def checked(self, value: ir.Expr, target: Ty) -> ast.expr:
         """The value, with a range check when its type does not statically fit the target."""

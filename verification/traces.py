@@ -1,0 +1,198 @@
+"""Checking recorded event traces against a spec (``racefree replay``).
+
+Event files are what ``racefree.runtime.base.Recorder`` writes: one JSON object
+per line with ``seq``, ``time``, ``machine``, ``role``, ``action``, ``args``, ``pid``.
+Several files (one per process) are merged by ``time``, each file keeping its
+own order, and replayed through the interpreter from the initial state. The
+result is the first event that is not enabled in the spec, or the first event
+after which an invariant is false, with the events before it.
+
+Speed: states are interned to small integers and both the transition
+``(state, action, args) -> state`` and each state's invariant verdict are
+cached, so a long trace over a small state space costs about one JSON parse and
+one dict lookup per event.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from racefree.spec import errors, ir
+from racefree.spec.interp import Interpreter
+from racefree.spec.ir import TBool, TEnum, TInt
+from racefree.spec.printer import show_expr
+from racefree.spec.values import State
+
+# (time, file index, line number, seq, action, encoded args, pid)
+Event = tuple[float, int, int, int, str, tuple[Any, ...], int]
+
+
+@dataclass
+class ReplayResult:
+    machine: ir.Machine
+    events: int                          # events replayed (including the failing one)
+    states: int                          # distinct states visited
+    outcome: str                         # "ok" | "not_enabled" | "invariant"
+    failing: Event | None = None
+    failing_conjunct: str | None = None
+    prop: str | None = None
+    before: list[Event] = field(default_factory=list)
+    state: State | None = None           # the state before a refused event / after a violating one
+    files: list[str] = field(default_factory=list)
+
+
+def _bad(path: str, line: int, message: str, hint: str | None = None) -> errors.SpecError:
+    return errors.bad_trace(errors.Loc(path, line, 1), message, hint)
+
+
+class _Decoder:
+    """JSON argument objects -> the interpreter's encoded argument tuples, per action."""
+
+    def __init__(self, m: ir.Machine) -> None:
+        self.params = {a.name: [(p.name, p.ty) for p in a.params] for a in m.actions}
+        self.cache: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.machine = m
+
+    def decode(self, action: str, args: Any, path: str, line: int) -> tuple[Any, ...]:
+        params = self.params.get(action)
+        if params is None:
+            raise _bad(path, line, f"{self.machine.name} has no action '{action}'",
+                       f"actions: {', '.join(self.params)}")
+        if not isinstance(args, dict) or set(args) != {n for n, _ in params}:
+            raise _bad(path, line, f"'args' of {action} must be an object with keys "
+                                   f"{', '.join(n for n, _ in params) or '(none)'}")
+        return tuple(self._value(ty, args[n], action, n, path, line) for n, ty in params)  # type: ignore[arg-type]
+
+    def _value(self, ty: ir.Ty, v: Any, action: str, name: str, path: str, line: int) -> Any:
+        match ty:
+            case TBool() if isinstance(v, bool):
+                return v
+            case TInt(lo, hi) if isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi:  # type: ignore[operator]
+                return v
+            case TEnum(_, members) if isinstance(v, str) and v in members:
+                return members.index(v)
+        raise _bad(path, line, f"argument {name}={json.dumps(v)} of {action} is not a value of {ty}")
+
+
+def read_events(paths: list[Path], m: ir.Machine | None, spec: ir.SpecFile) -> tuple[ir.Machine, list[list[Event]]]:
+    """Parse every file (all errors are the user's: SpecError with file:line), choosing the machine."""
+    machines = {x.name: x for x in spec.machines}
+    streams: list[list[Event]] = []
+    decoder: _Decoder | None = _Decoder(m) if m is not None else None
+    loads = json.loads
+    for fi, path in enumerate(paths):
+        shown = str(path)
+        try:
+            fh = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise errors.unreadable_file(errors.Loc(shown, 1, 1), exc.strerror or str(exc)) from None
+        events: list[Event] = []
+        last_seq = None
+        with fh:
+            for ln, text in enumerate(fh, 1):
+                if not text.strip():
+                    continue
+                try:
+                    e = loads(text)
+                    seq, t, name, action, args, pid = (e["seq"], e["time"], e["machine"], e["action"], e["args"],
+                                                       e["pid"])
+                except KeyError as exc:
+                    raise _bad(shown, ln, f"event without the field {exc}",
+                               'an event is {"seq", "time", "machine", "role", "action", "args", "pid"}') from None
+                except (ValueError, TypeError) as exc:
+                    raise _bad(shown, ln, f"not a JSON event object: {exc}",
+                               'an event is {"seq", "time", "machine", "role", "action", "args", "pid"}') from None
+                if not (isinstance(seq, int) and isinstance(t, int | float) and isinstance(pid, int)
+                        and isinstance(name, str) and isinstance(action, str)):
+                    raise _bad(shown, ln, "seq and pid must be integers, time a number, machine and action strings")
+                if decoder is None:
+                    if name not in machines:
+                        raise _bad(shown, ln, f"event of machine '{name}', which {spec.path} does not define",
+                                   f"machines: {', '.join(machines)}")
+                    decoder = _Decoder(machines[name])
+                elif name != decoder.machine.name:
+                    if m is not None:
+                        continue  # --machine chose one machine of a shared file
+                    raise _bad(shown, ln, f"event of machine '{name}' in a trace of '{decoder.machine.name}'",
+                               "pick one with --machine")
+                if last_seq is not None and seq <= last_seq:
+                    raise _bad(shown, ln, f"seq {seq} after {last_seq}: a file's events must be in recording order")
+                last_seq = seq
+                key = (action, text[text.find('"args"'):])
+                dec = decoder.cache.get(key)
+                if dec is None:
+                    dec = decoder.cache[key] = decoder.decode(action, args, shown, ln)
+                events.append((float(t), fi, ln, seq, action, dec, pid))
+        streams.append(events)
+    if decoder is None:
+        if m is None and len(machines) == 1:
+            return spec.machines[0], streams
+        raise _bad(str(paths[0]) if paths else "<none>", 1, "no events", "choose the machine with --machine")
+    return decoder.machine, streams
+
+
+def merged(streams: list[list[Event]]) -> Iterator[Event]:
+    """One sequence: by time across files, each file's own order kept (heapq.merge is stable)."""
+    if len(streams) == 1:
+        return iter(streams[0])
+    return heapq.merge(*streams, key=lambda e: e[0])
+
+
+def replay(m: ir.Machine, events: Iterator[Event], *, context: int = 10,
+           progress: Callable[[int], None] | None = None) -> ReplayResult:
+    interp = Interpreter(m)
+    step = interp.step
+    invariants = list(interp.invariants.items())
+    ids: dict[State, int] = {interp.init: 0}
+    states: list[State] = [interp.init]
+    verdicts: list[str | None] = [_first_violated(invariants, interp.init)]
+    table: dict[tuple[int, str, tuple[Any, ...]], int] = {}
+    recent: list[Event] = []
+    cur = 0
+    n = 0
+    if verdicts[0] is not None:
+        return ReplayResult(m, 0, 1, "invariant", None, prop=verdicts[0], state=interp.init)
+    for ev in events:
+        n += 1
+        key = (cur, ev[4], ev[5])
+        nxt = table.get(key)
+        if nxt is None:
+            st = step(states[cur], ev[4], ev[5])
+            if st is None:
+                return ReplayResult(m, n, len(states), "not_enabled", ev, _failing_conjunct(interp, states[cur], ev),
+                                    before=recent[-context:], state=states[cur])
+            nxt = ids.get(st)
+            if nxt is None:
+                nxt = ids[st] = len(states)
+                states.append(st)
+                verdicts.append(_first_violated(invariants, st))
+            table[key] = nxt
+        cur = nxt
+        if verdicts[cur] is not None:
+            return ReplayResult(m, n, len(states), "invariant", ev, prop=verdicts[cur], before=recent[-context:],
+                                state=states[cur])
+        recent.append(ev)
+        if len(recent) > 4 * context:
+            del recent[:-context]
+        if progress is not None and n % 100_000 == 0:
+            progress(n)
+    return ReplayResult(m, n, len(states), "ok", state=states[cur])
+
+
+def _first_violated(invariants: list[tuple[str, Callable[[State], bool]]], st: State) -> str | None:
+    return next((name for name, holds in invariants if not holds(st)), None)
+
+
+def _failing_conjunct(interp: Interpreter, state: State, ev: Event) -> str | None:
+    """For the report only: the first conjunct of the refused action's guard that is false."""
+    a = interp.machine.action(ev[4])
+    names = [p.name for p in a.params]
+    for c in ir.conjuncts(a.requires):
+        if not interp.param_pred(c, names)(state, *ev[5]):
+            return show_expr(c)
+    return None  # every conjunct holds: a map key or an assigned value would leave its type
