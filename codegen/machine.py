@@ -15,11 +15,11 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from racefree.runtime.base import state_attr
 from racefree.spec import ir
 from racefree.spec.interp import initial_state
 from racefree.spec.ir import TBool, TEnum, TInt, TMap
 from racefree.spec.printer import show_expr
-from racefree.runtime.base import state_attr
 from racefree.spec.pyexpr import (
     PyExpr,
     key_lo,

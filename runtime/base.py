@@ -31,7 +31,6 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from racefree.spec.ir import TBool, TEnum, TInt, TMap, TOption, TSet, Ty, domain
 from racefree.spec.pyexpr import Undefined, chk, chkset, co, ix
-from racefree.spec.values import to_json
 
 __all__ = ["DONE", "UNDEFINED", "BAD_ARGS", "EMPTY", "ActionInfo", "ArgumentError", "GuardRejected",
            "GuardTimeout", "InvariantViolated", "MachineBase", "Recorder", "RoleView", "Transition",
@@ -71,7 +70,10 @@ class ActionInfo:
     params: tuple[tuple[str, Ty], ...]
     policy: Policy
     conjuncts: tuple[str, ...]  # the guard's top-level conjuncts, as the spec writes them
-    event_head: str = field(default="", compare=False)  # filled by MachineBase.__init_subclass__
+    # Filled by MachineBase.__init_subclass__: this action's event line as a %-format of
+    # (seq, time, *args, pid), and how to show enum and bool arguments (None: all integers).
+    line_fmt: str = field(default="", compare=False)
+    args_conv: tuple[Callable[[Any], str], ...] | None = field(default=None, compare=False)
 
     def instances(self) -> Iterator[tuple[Any, ...]]:
         """Every argument tuple of the parameters' domains."""
@@ -84,6 +86,22 @@ class ActionInfo:
 
     def show_args(self, args: tuple[Any, ...]) -> str:
         return ", ".join(f"{n}={_show(t, v)}" for (n, t), v in zip(self.params, args, strict=False))
+
+
+def _args_format(info: ActionInfo) -> tuple[str, tuple[Callable[[Any], str], ...] | None]:
+    parts, conv = [], []
+    for name, ty in info.params:
+        if isinstance(ty, TEnum):
+            parts.append(f'"{name}":"%s"')
+            conv.append(lambda v, ms=ty.members: ms[v])
+        elif isinstance(ty, TBool):
+            parts.append(f'"{name}":%s')
+            conv.append(lambda v: "true" if v else "false")
+        else:
+            parts.append(f'"{name}":%d')
+            conv.append(int)
+    plain = all(isinstance(ty, TInt) for _, ty in info.params)
+    return ",".join(parts), (None if plain else tuple(conv))
 
 
 def _show(ty: Ty, v: Any) -> str:
@@ -107,7 +125,7 @@ class GuardRejected(RuntimeProtocolError):
     """A ``raise``-policy action was called while its guard was false."""
 
     def __init__(self, machine: str, info: ActionInfo, args: tuple[Any, ...], code: int) -> None:
-        self.machine, self.action, self.args = machine, info.name, args
+        self.machine, self.action, self.arguments = machine, info.name, args
         self.conjunct = info.describe(code)
         shown = self.conjunct if len(self.conjunct) <= 240 else self.conjunct[:237] + "..."
         super().__init__(f"{machine}.{info.name}({info.show_args(args)}) rejected: requires {shown}")
@@ -150,8 +168,8 @@ class Recorder:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        self._seq = itertools.count(1)
-        self._buf: list[tuple[int, float, ActionInfo, tuple[Any, ...]]] = []
+        self._seq = 0
+        self._buf: list[str] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
         _OPEN_RECORDERS.add(self)
@@ -164,8 +182,15 @@ class Recorder:
         return cls(d / f"{stem}-{os.getpid()}.jsonl")
 
     def record(self, info: ActionInfo, args: tuple[Any, ...]) -> None:
+        # One %-format per event into a string (strings are not traced by the garbage collector,
+        # unlike a buffer of tuples); written in batches.
+        conv = info.args_conv
+        if conv is not None:
+            args = tuple(c(v) for c, v in zip(conv, args, strict=True))
         with self._lock:
-            self._buf.append((next(self._seq), time.time(), info, args))
+            self._seq += 1
+            # "time" is wall-clock seconds, written from integer nanoseconds (a float's repr costs 4x).
+            self._buf.append(info.line_fmt % (self._seq, *divmod(time.time_ns(), 1_000_000_000), *args, self._pid))
             if len(self._buf) >= self.BATCH:
                 self._write()
 
@@ -173,10 +198,7 @@ class Recorder:
         buf, self._buf = self._buf, []
         if self._file is None:
             raise ValueError(f"recorder {self.path} is closed")
-        tail = f',"pid":{self._pid}}}\n'
-        self._file.write("".join(
-            f'{{"seq":{seq},"time":{t!r},{info.event_head}{_args_json(info, args)}}}{tail}'
-            for seq, t, info, args in buf))
+        self._file.write("".join(buf))
 
     def flush(self) -> None:
         with self._lock:
@@ -197,15 +219,6 @@ class Recorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _args_json(info: ActionInfo, args: tuple[Any, ...]) -> str:
-    parts = []
-    for (name, ty), v in zip(info.params, args, strict=True):
-        j = to_json(ty, v)
-        parts.append(f'"{name}":' + ("true" if j is True else "false" if j is False
-                                      else f'"{j}"' if isinstance(j, str) else str(j)))
-    return ",".join(parts)
 
 
 _OPEN_RECORDERS: weakref.WeakSet[Recorder] = weakref.WeakSet()
@@ -244,8 +257,11 @@ class MachineBase:
         if "ACTIONS" in cls.__dict__:
             cls._by_name = {a.name: a for a in cls.ACTIONS}
             for a in cls.ACTIONS:
-                object.__setattr__(a, "event_head",
-                                   f'"machine":"{cls.MACHINE}","role":"{a.role}","action":"{a.name}","args":{{')
+                fmt, conv = _args_format(a)
+                line = ('{"seq":%d,"time":%d.%09d,"machine":"' + cls.MACHINE + '","role":"' + a.role
+                        + '","action":"' + a.name + '","args":{' + fmt + '},"pid":%d}\n')
+                object.__setattr__(a, "line_fmt", line)
+                object.__setattr__(a, "args_conv", conv)
 
     _by_name: ClassVar[dict[str, ActionInfo]]
 

@@ -55,7 +55,6 @@ class _Decoder:
 
     def __init__(self, m: ir.Machine) -> None:
         self.params = {a.name: [(p.name, p.ty) for p in a.params] for a in m.actions}
-        self.cache: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.machine = m
 
     def decode(self, action: str, args: Any, path: str, line: int) -> tuple[Any, ...]:
@@ -84,7 +83,7 @@ def read_events(paths: list[Path], m: ir.Machine | None, spec: ir.SpecFile) -> t
     machines = {x.name: x for x in spec.machines}
     streams: list[list[Event]] = []
     decoder: _Decoder | None = _Decoder(m) if m is not None else None
-    loads = json.loads
+    fast: dict[str, tuple[str, tuple[Any, ...], int]] = {}
     for fi, path in enumerate(paths):
         shown = str(path)
         try:
@@ -95,45 +94,65 @@ def read_events(paths: list[Path], m: ir.Machine | None, spec: ir.SpecFile) -> t
         last_seq = None
         with fh:
             for ln, text in enumerate(fh, 1):
-                if not text.strip():
+                # Fast path for the recorder's own format: everything after "time" (machine, role,
+                # action, args, pid) repeats across events, so it is parsed and decoded once.
+                j = text.find(',"machine":')
+                tail = text[j:] if j > 0 else None
+                hit = fast.get(tail) if tail is not None else None
+                if hit is not None and text.startswith('{"seq":'):
+                    i = text.find(',"time":')
+                    try:
+                        seq, t = int(text[7:i]), float(text[i + 8:j])
+                    except ValueError:
+                        hit = None
+                if hit is None:
+                    if not text.strip():
+                        continue
+                    seq, t, name, action, args, pid = _parse(text, shown, ln)
+                    if decoder is None:
+                        if name not in machines:
+                            raise _bad(shown, ln, f"event of machine '{name}', which {spec.path} does not define",
+                                       f"machines: {', '.join(machines)}")
+                        decoder = _Decoder(machines[name])
+                    if name != decoder.machine.name:
+                        if m is None:
+                            raise _bad(shown, ln, f"event of machine '{name}' in a trace of "
+                                                  f"'{decoder.machine.name}'", "pick one with --machine")
+                        hit = _SKIP  # --machine chose one machine of a shared file
+                    else:
+                        hit = (action, decoder.decode(action, args, shown, ln), pid)
+                    if tail is not None:
+                        fast[tail] = hit
+                if hit is _SKIP:
                     continue
-                try:
-                    e = loads(text)
-                    seq, t, name, action, args, pid = (e["seq"], e["time"], e["machine"], e["action"], e["args"],
-                                                       e["pid"])
-                except KeyError as exc:
-                    raise _bad(shown, ln, f"event without the field {exc}",
-                               'an event is {"seq", "time", "machine", "role", "action", "args", "pid"}') from None
-                except (ValueError, TypeError) as exc:
-                    raise _bad(shown, ln, f"not a JSON event object: {exc}",
-                               'an event is {"seq", "time", "machine", "role", "action", "args", "pid"}') from None
-                if not (isinstance(seq, int) and isinstance(t, int | float) and isinstance(pid, int)
-                        and isinstance(name, str) and isinstance(action, str)):
-                    raise _bad(shown, ln, "seq and pid must be integers, time a number, machine and action strings")
-                if decoder is None:
-                    if name not in machines:
-                        raise _bad(shown, ln, f"event of machine '{name}', which {spec.path} does not define",
-                                   f"machines: {', '.join(machines)}")
-                    decoder = _Decoder(machines[name])
-                elif name != decoder.machine.name:
-                    if m is not None:
-                        continue  # --machine chose one machine of a shared file
-                    raise _bad(shown, ln, f"event of machine '{name}' in a trace of '{decoder.machine.name}'",
-                               "pick one with --machine")
                 if last_seq is not None and seq <= last_seq:
                     raise _bad(shown, ln, f"seq {seq} after {last_seq}: a file's events must be in recording order")
                 last_seq = seq
-                key = (action, text[text.find('"args"'):])
-                dec = decoder.cache.get(key)
-                if dec is None:
-                    dec = decoder.cache[key] = decoder.decode(action, args, shown, ln)
-                events.append((float(t), fi, ln, seq, action, dec, pid))
+                events.append((t, fi, ln, seq, hit[0], hit[1], hit[2]))
         streams.append(events)
     if decoder is None:
         if m is None and len(machines) == 1:
             return spec.machines[0], streams
         raise _bad(str(paths[0]) if paths else "<none>", 1, "no events", "choose the machine with --machine")
     return decoder.machine, streams
+
+
+_SKIP: tuple[str, tuple[Any, ...], int] = ("", (), 0)
+_SHAPE = 'an event is {"seq", "time", "machine", "role", "action", "args", "pid"}'
+
+
+def _parse(text: str, path: str, line: int) -> tuple[int, float, str, str, Any, int]:
+    try:
+        e = json.loads(text)
+        seq, t, name, action, args, pid = e["seq"], e["time"], e["machine"], e["action"], e["args"], e["pid"]
+    except KeyError as exc:
+        raise _bad(path, line, f"event without the field {exc}", _SHAPE) from None
+    except (ValueError, TypeError) as exc:
+        raise _bad(path, line, f"not a JSON event object: {exc}", _SHAPE) from None
+    if not (isinstance(seq, int) and isinstance(t, int | float) and isinstance(pid, int)
+            and isinstance(name, str) and isinstance(action, str)):
+        raise _bad(path, line, "seq and pid must be integers, time a number, machine and action strings")
+    return seq, float(t), name, action, args, pid
 
 
 def merged(streams: list[list[Event]]) -> Iterator[Event]:
