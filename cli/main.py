@@ -184,6 +184,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if result.outcome == "ok" else 1
 
 
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from racefree.codegen import diagram
+    from racefree.codegen.machine import GenError
+
+    f = load_file(args.file)
+    m = next((m for m in f.machines if m.name == args.machine), None)
+    if m is None:
+        raise errors.unknown_name(errors.Loc(args.file, 1, 1), args.machine, "machine", [x.name for x in f.machines])
+    try:
+        g = diagram.control_graph(m, args.cell)
+    except GenError as exc:
+        print(f"error[RF030]: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "transitions":
+        print(json.dumps(diagram.to_transitions(g), indent=2))
+    else:
+        print(diagram.mermaid(g), end="")
+    return 0
+
+
 def cmd_codes(args: argparse.Namespace) -> int:
     for code, title in errors.CATALOG.items():
         print(f"{code}  {title}")
@@ -236,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--context", type=int, default=10, help="events shown before a failure (default 10)")
     r.set_defaults(func=cmd_replay)
 
+    d = sub.add_parser("diagram", help="draw a machine's control states (Mermaid stateDiagram-v2 or transitions)")
+    d.add_argument("file")
+    d.add_argument("machine")
+    d.add_argument("--cell", action="append", help="a variable or map cell to draw, e.g. pc[0] (repeatable; "
+                                                    "default: the enum-valued variables)")
+    d.add_argument("--format", choices=["mermaid", "transitions"], default="mermaid",
+                   help="transitions: JSON keyword arguments for transitions.Machine")
+    d.set_defaults(func=cmd_diagram)
+
     k = sub.add_parser("codes", help="list the error codes")
     k.set_defaults(func=cmd_codes)
     return p
@@ -251,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `racefree ... | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -251,3 +251,26 @@ def test_importing_a_generated_module_does_not_load_z3() -> None:
     code = ("import sys, racefree.runtime.generated.slot_ring_fenced, racefree.runtime.generated.ckpt_fenced; "
             "sys.exit(1 if 'z3' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT).returncode == 0
+
+
+def test_diagram_and_transitions_interop(run_cli) -> None:
+    from racefree.codegen import diagram
+    from transitions import Machine
+
+    peterson_ir = load_file(EXAMPLES / "peterson.rf").machines[0]
+    g = diagram.control_graph(peterson_ir)
+    assert g.cells == ("pc[0]",) and g.initial == "IDLE"
+    assert ("WAITING", "enter", "CRITICAL") in g.edges and ("CRITICAL", "leave", "IDLE") in g.edges
+    code, out, _ = run_cli("diagram", str(EXAMPLES / "peterson.rf"), "Peterson")
+    assert code == 0 and out.startswith("stateDiagram-v2") and "--> " in out
+
+    class Model:
+        pass
+
+    model = Model()
+    Machine(model=model, **diagram.to_transitions(g))
+    for trigger in ["raise_flag", "yield_turn", "enter", "leave"]:
+        getattr(model, trigger)()
+    assert model.state == "IDLE"  # type: ignore[attr-defined]
+    code, _, err = run_cli("diagram", str(EXAMPLES / "slots.rf"), "Slots", "--cell", "nope")
+    assert code == 2 and "no cell nope" in err

@@ -8,10 +8,9 @@ import importlib
 import pkgutil
 
 import pytest
+import racefree.runtime.generated as generated
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
-
-import racefree.runtime.generated as generated
 
 
 def _models() -> list[type]:
