@@ -36,3 +36,18 @@ def test_generated_machine_matches_the_interpreter(model: type) -> None:
     run_state_machine_as_test(model, settings=settings(
         max_examples=15, stateful_step_count=25, deadline=None, derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+
+
+def test_the_model_harness_has_teeth() -> None:
+    """A generated machine that differs from its spec (here: the forgetful consume) is caught."""
+    from racefree.runtime.generated.model_slots import SlotsModel
+    from racefree.runtime.generated.slots_forgetful_consume import SlotsForgetfulConsume
+
+    class Drifted(SlotsModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.machine = SlotsForgetfulConsume()  # type: ignore[assignment]
+
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(Drifted, settings=settings(max_examples=200, stateful_step_count=30, report_multiple_bugs=False,
+                                                             deadline=None, derandomize=True))
