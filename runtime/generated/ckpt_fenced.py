@@ -30,12 +30,26 @@ class TPc(enum.IntEnum):
     DONE = 4
 
 
+_m_TOP = TPc.TOP
+_m_PUB = TPc.PUB
+_m_CLEAN = TPc.CLEAN
+_m_WAIT = TPc.WAIT
+_m_DONE = TPc.DONE
+
+
 class Poll(enum.IntEnum):
     IDLE = 0
     WAITING = 1
     SEND = 2
     LOAD = 3
     RECORD = 4
+
+
+_m_IDLE = Poll.IDLE
+_m_WAITING = Poll.WAITING
+_m_SEND = Poll.SEND
+_m_LOAD = Poll.LOAD
+_m_RECORD = Poll.RECORD
 
 
 class Rd(enum.IntEnum):
@@ -46,11 +60,24 @@ class Rd(enum.IntEnum):
     FAILED = 4
 
 
+_m_RIDLE = Rd.RIDLE
+_m_QUEUED = Rd.QUEUED
+_m_READING = Rd.READING
+_m_OK = Rd.OK
+_m_FAILED = Rd.FAILED
+
+
 class Ev(enum.IntEnum):
     EIDLE = 0
     EREADING = 1
     EDONE = 2
     EFAILED = 3
+
+
+_m_EIDLE = Ev.EIDLE
+_m_EREADING = Ev.EREADING
+_m_EDONE = Ev.EDONE
+_m_EFAILED = Ev.EFAILED
 
 
 class CkptFencedSnapshot(NamedTuple):
@@ -327,12 +354,12 @@ class CkptFenced(MachineBase):
 
     def _t_publish_open(self, commit: bool) -> int:
         try:
-            if not self._s_tpc == TPc.TOP:
+            if not self._s_tpc == _m_TOP:
                 return 0
             if not self._s_n > 0:
                 return 1
             _v0 = True
-            _v1 = TPc.PUB
+            _v1 = _m_PUB
         except Undefined:
             return UNDEFINED
         if commit:
@@ -357,7 +384,7 @@ class CkptFenced(MachineBase):
 
     def _t_publish_close(self, commit: bool) -> int:
         try:
-            if not self._s_tpc == TPc.PUB:
+            if not self._s_tpc == _m_PUB:
                 return 0
             if not not self._s_n in self._s_present:
                 return 1
@@ -370,7 +397,7 @@ class CkptFenced(MachineBase):
                 raise Undefined
             _v4 = chkset(self._s_pub | fset((self._s_n,)), 1, 5)
             _v5 = False
-            _v6 = TPc.CLEAN
+            _v6 = _m_CLEAN
         except Undefined:
             return UNDEFINED
         if commit:
@@ -400,13 +427,13 @@ class CkptFenced(MachineBase):
 
     def _t_clean(self, commit: bool) -> int:
         try:
-            if not self._s_tpc == TPc.CLEAN:
+            if not self._s_tpc == _m_CLEAN:
                 return 0
-            _v0 = self._s_trash | self._s_present & fset([p_v for p_v in range(1, 6) if (((((self._s_LS is not None and self._s_lsEpoch == self._s_epoch) and self._s_ver is not None) and p_v < imin(co(self._s_LS, 0), co(self._s_ver, 0))) and (not (True and p_v % imax(2, 1) == 0))) and self._s_pin != p_v) and (not (self._s_ev == Ev.EREADING and self._s_evv == p_v))])
-            _v1 = self._s_present - fset([p_v for p_v in range(1, 6) if (((((self._s_LS is not None and self._s_lsEpoch == self._s_epoch) and self._s_ver is not None) and p_v < imin(co(self._s_LS, 0), co(self._s_ver, 0))) and (not (True and p_v % imax(2, 1) == 0))) and self._s_pin != p_v) and (not (self._s_ev == Ev.EREADING and self._s_evv == p_v))])
-            _v2 = self._s_shard - fset([p_v for p_v in range(1, 6) if (((((self._s_LS is not None and self._s_lsEpoch == self._s_epoch) and self._s_ver is not None) and p_v < imin(co(self._s_LS, 0), co(self._s_ver, 0))) and (not (True and p_v % imax(2, 1) == 0))) and self._s_pin != p_v) and (not (self._s_ev == Ev.EREADING and self._s_evv == p_v))])
-            _v3 = self._s_stable - fset([p_v for p_v in range(1, 6) if (((((self._s_LS is not None and self._s_lsEpoch == self._s_epoch) and self._s_ver is not None) and p_v < imin(co(self._s_LS, 0), co(self._s_ver, 0))) and (not (True and p_v % imax(2, 1) == 0))) and self._s_pin != p_v) and (not (self._s_ev == Ev.EREADING and self._s_evv == p_v))])
-            _v4 = TPc.DONE if self._s_n == 5 else TPc.WAIT
+            _v0 = self._s_trash | self._s_present & fset([p_v for p_v in range(1, 6) if (((((self._s_LS is not None and self._s_lsEpoch == self._s_epoch) and self._s_ver is not None) and p_v < imin(co(self._s_LS, 0), co(self._s_ver, 0))) and (not (True and p_v % imax(2, 1) == 0))) and self._s_pin != p_v) and (not (self._s_ev == _m_EREADING and self._s_evv == p_v))])
+            _v1 = self._s_present - fset([p_v for p_v in range(1, 6) if (((((self._s_LS is not None and self._s_lsEpoch == self._s_epoch) and self._s_ver is not None) and p_v < imin(co(self._s_LS, 0), co(self._s_ver, 0))) and (not (True and p_v % imax(2, 1) == 0))) and self._s_pin != p_v) and (not (self._s_ev == _m_EREADING and self._s_evv == p_v))])
+            _v2 = self._s_shard - fset([p_v for p_v in range(1, 6) if (((((self._s_LS is not None and self._s_lsEpoch == self._s_epoch) and self._s_ver is not None) and p_v < imin(co(self._s_LS, 0), co(self._s_ver, 0))) and (not (True and p_v % imax(2, 1) == 0))) and self._s_pin != p_v) and (not (self._s_ev == _m_EREADING and self._s_evv == p_v))])
+            _v3 = self._s_stable - fset([p_v for p_v in range(1, 6) if (((((self._s_LS is not None and self._s_lsEpoch == self._s_epoch) and self._s_ver is not None) and p_v < imin(co(self._s_LS, 0), co(self._s_ver, 0))) and (not (True and p_v % imax(2, 1) == 0))) and self._s_pin != p_v) and (not (self._s_ev == _m_EREADING and self._s_evv == p_v))])
+            _v4 = _m_DONE if self._s_n == 5 else _m_WAIT
         except Undefined:
             return UNDEFINED
         if commit:
@@ -434,14 +461,14 @@ class CkptFenced(MachineBase):
 
     def _t_train(self, commit: bool) -> int:
         try:
-            if not self._s_tpc == TPc.WAIT:
+            if not self._s_tpc == _m_WAIT:
                 return 0
             if not self._s_s > self._s_n:
                 return 1
             if not self._s_n < 5:
                 return 2
             _v0 = chk(self._s_n + 1, 0, 5)
-            _v1 = TPc.TOP
+            _v1 = _m_TOP
         except Undefined:
             return UNDEFINED
         if commit:
@@ -466,11 +493,11 @@ class CkptFenced(MachineBase):
 
     def _t_janitor(self, commit: bool) -> int:
         try:
-            if not self._s_tpc == TPc.DONE:
+            if not self._s_tpc == _m_DONE:
                 return 0
-            if not self._s_present & fset([p_v for p_v in range(1, 6) if (((((self._s_LS is not None and self._s_lsEpoch == self._s_epoch) and self._s_ver is not None) and p_v < imin(co(self._s_LS, 0), co(self._s_ver, 0))) and (not (True and p_v % imax(2, 1) == 0))) and self._s_pin != p_v) and (not (self._s_ev == Ev.EREADING and self._s_evv == p_v))]) != EMPTY:
+            if not self._s_present & fset([p_v for p_v in range(1, 6) if (((((self._s_LS is not None and self._s_lsEpoch == self._s_epoch) and self._s_ver is not None) and p_v < imin(co(self._s_LS, 0), co(self._s_ver, 0))) and (not (True and p_v % imax(2, 1) == 0))) and self._s_pin != p_v) and (not (self._s_ev == _m_EREADING and self._s_evv == p_v))]) != EMPTY:
                 return 1
-            _v0 = TPc.CLEAN
+            _v0 = _m_CLEAN
         except Undefined:
             return UNDEFINED
         if commit:
@@ -530,7 +557,7 @@ class CkptFenced(MachineBase):
         if not 0 <= p_t <= 5:
             return BAD_ARGS
         try:
-            if not self._s_poll == Poll.IDLE:
+            if not self._s_poll == _m_IDLE:
                 return 0
             if not not self._s_crashed:
                 return 1
@@ -543,7 +570,7 @@ class CkptFenced(MachineBase):
             if not all([not p_v in self._s_stable or p_v <= p_t for p_v in range(1, 6)]):
                 return 5
             _v0 = False if p_t == imax(self._s_s - 1, 0) else self._s_ready
-            _v1 = Poll.WAITING if p_t == imax(self._s_s - 1, 0) else Poll.SEND
+            _v1 = _m_WAITING if p_t == imax(self._s_s - 1, 0) else _m_SEND
             _v2 = p_t
         except Undefined:
             return UNDEFINED
@@ -570,11 +597,11 @@ class CkptFenced(MachineBase):
 
     def _t_wait_done(self, commit: bool) -> int:
         try:
-            if not self._s_poll == Poll.WAITING:
+            if not self._s_poll == _m_WAITING:
                 return 0
             if not self._s_ptgt in self._s_stable:
                 return 1
-            _v0 = Poll.SEND
+            _v0 = _m_SEND
         except Undefined:
             return UNDEFINED
         if commit:
@@ -598,10 +625,10 @@ class CkptFenced(MachineBase):
 
     def _t_send(self, commit: bool) -> int:
         try:
-            if not self._s_poll == Poll.SEND:
+            if not self._s_poll == _m_SEND:
                 return 0
-            _v0 = Rd.QUEUED
-            _v1 = Poll.LOAD
+            _v0 = _m_QUEUED
+            _v1 = _m_LOAD
         except Undefined:
             return UNDEFINED
         if commit:
@@ -626,14 +653,14 @@ class CkptFenced(MachineBase):
 
     def _t_load_done(self, commit: bool) -> int:
         try:
-            if not self._s_poll == Poll.LOAD:
+            if not self._s_poll == _m_LOAD:
                 return 0
-            if not self._s_rd == Rd.OK:
+            if not self._s_rd == _m_OK:
                 return 1
             _v0 = self._s_badMono or (self._s_ptgt <= self._s_c and (not self._s_presume))
             _v1 = self._s_ptgt
             _v2 = self._s_epoch
-            _v3 = Poll.RECORD
+            _v3 = _m_RECORD
             _v4 = False
         except Undefined:
             return UNDEFINED
@@ -662,7 +689,7 @@ class CkptFenced(MachineBase):
 
     def _t_load_failed(self, commit: bool) -> int:
         try:
-            if not self._s_rd == Rd.FAILED:
+            if not self._s_rd == _m_FAILED:
                 return 0
             if not not self._s_crashed:
                 return 1
@@ -690,9 +717,9 @@ class CkptFenced(MachineBase):
 
     def _t_open(self, commit: bool) -> int:
         try:
-            if not self._s_rd == Rd.QUEUED:
+            if not self._s_rd == _m_QUEUED:
                 return 0
-            _v0 = Rd.READING if self._s_ptgt in self._s_present else Rd.FAILED
+            _v0 = _m_READING if self._s_ptgt in self._s_present else _m_FAILED
             _v1 = self._s_ptgt if self._s_ptgt in self._s_present else self._s_pin
             _v2 = self._s_badRead or not self._s_ptgt in self._s_shard
             _v3 = self._s_badMono or (not self._s_presume and ix(self._s_tag, self._s_ptgt, 1, 5) != self._s_epoch)
@@ -722,9 +749,9 @@ class CkptFenced(MachineBase):
 
     def _t_read(self, commit: bool) -> int:
         try:
-            if not self._s_rd == Rd.READING:
+            if not self._s_rd == _m_READING:
                 return 0
-            _v0 = Rd.OK if self._s_ptgt in self._s_shard else Rd.FAILED
+            _v0 = _m_OK if self._s_ptgt in self._s_shard else _m_FAILED
             _v1 = self._s_ptgt if self._s_ptgt in self._s_shard else None
             _v2 = None
             _v3 = self._s_badRead or not self._s_ptgt in self._s_shard
@@ -758,11 +785,11 @@ class CkptFenced(MachineBase):
         if not 1 <= p_v <= 5:
             return BAD_ARGS
         try:
-            if not self._s_ev == Ev.EIDLE:
+            if not self._s_ev == _m_EIDLE:
                 return 0
             if not p_v in self._s_stable:
                 return 1
-            _v0 = Ev.EREADING if p_v in self._s_shard else Ev.EFAILED
+            _v0 = _m_EREADING if p_v in self._s_shard else _m_EFAILED
             _v1 = p_v
             _v2 = self._s_badRead or not p_v in self._s_shard
         except Undefined:
@@ -790,9 +817,9 @@ class CkptFenced(MachineBase):
 
     def _t_eval_read(self, commit: bool) -> int:
         try:
-            if not self._s_ev == Ev.EREADING:
+            if not self._s_ev == _m_EREADING:
                 return 0
-            _v0 = Ev.EDONE if self._s_evv in self._s_shard else Ev.EFAILED
+            _v0 = _m_EDONE if self._s_evv in self._s_shard else _m_EFAILED
             _v1 = self._s_badRead or not self._s_evv in self._s_shard
             _v2 = self._s_badTorn or self._s_evv in self._s_writing
         except Undefined:
@@ -820,12 +847,12 @@ class CkptFenced(MachineBase):
 
     def _t_record(self, commit: bool) -> int:
         try:
-            if not self._s_poll == Poll.RECORD:
+            if not self._s_poll == _m_RECORD:
                 return 0
             _v0 = self._s_ptgt
             _v1 = True
-            _v2 = Poll.IDLE
-            _v3 = Rd.RIDLE
+            _v2 = _m_IDLE
+            _v3 = _m_RIDLE
         except Undefined:
             return UNDEFINED
         if commit:
@@ -866,7 +893,7 @@ class CkptFenced(MachineBase):
                 return 4
             if not p_R in self._s_present:
                 return 5
-            if not (p_R < self._s_n or self._s_tpc in fset((TPc.WAIT, TPc.DONE))):
+            if not (p_R < self._s_n or self._s_tpc in fset((_m_WAIT, _m_DONE))):
                 return 6
             _v0 = self._s_present - fset([p_v for p_v in range(1, 6) if p_v > p_R])
             _v1 = self._s_shard - fset([p_v for p_v in range(1, 6) if p_v > p_R])
@@ -879,17 +906,17 @@ class CkptFenced(MachineBase):
             _v8 = True
             _v9 = EMPTY
             _v10 = p_R
-            _v11 = TPc.CLEAN
+            _v11 = _m_CLEAN
             _v12 = p_R
             _v13 = p_R
             _v14 = False
             _v15 = None
-            _v16 = Rd.QUEUED
+            _v16 = _m_QUEUED
             _v17 = p_R
-            _v18 = Poll.LOAD
+            _v18 = _m_LOAD
             _v19 = True
             _v20 = False
-            _v21 = Ev.EDONE
+            _v21 = _m_EDONE
         except Undefined:
             return UNDEFINED
         if commit:
@@ -946,7 +973,7 @@ class CkptFenced(MachineBase):
     def _inv_no_delete_before_load(self) -> bool:
         """invariant no_delete_before_load"""
         try:
-            return bool(((not self._s_badRead and (not self._s_poll == Poll.SEND or ((self._s_ptgt in self._s_present and self._s_ptgt in self._s_stable) and self._s_ptgt in self._s_shard))) and (not self._s_rd in fset((Rd.QUEUED, Rd.READING)) or ((self._s_ptgt in self._s_present and self._s_ptgt in self._s_stable) and self._s_ptgt in self._s_shard))) and (not self._s_ev == Ev.EREADING or ((self._s_evv in self._s_present and self._s_evv in self._s_stable) and self._s_evv in self._s_shard)))
+            return bool(((not self._s_badRead and (not self._s_poll == _m_SEND or ((self._s_ptgt in self._s_present and self._s_ptgt in self._s_stable) and self._s_ptgt in self._s_shard))) and (not self._s_rd in fset((_m_QUEUED, _m_READING)) or ((self._s_ptgt in self._s_present and self._s_ptgt in self._s_stable) and self._s_ptgt in self._s_shard))) and (not self._s_ev == _m_EREADING or ((self._s_evv in self._s_present and self._s_evv in self._s_stable) and self._s_evv in self._s_shard)))
         except Undefined:
             return False
 
@@ -995,7 +1022,7 @@ class CkptFenced(MachineBase):
     def _inv_no_wait_on_deleted(self) -> bool:
         """invariant no_wait_on_deleted"""
         try:
-            return bool(not self._s_poll == Poll.WAITING or not (self._s_ptgt in self._s_pub and (not self._s_ptgt in self._s_stable)))
+            return bool(not self._s_poll == _m_WAITING or not (self._s_ptgt in self._s_pub and (not self._s_ptgt in self._s_stable)))
         except Undefined:
             return False
 
@@ -1037,7 +1064,7 @@ class CkptFenced(MachineBase):
     def _inv_lemma_ptgt_n(self) -> bool:
         """invariant lemma_ptgt_n"""
         try:
-            return bool(not self._s_poll in fset((Poll.SEND, Poll.LOAD, Poll.RECORD)) or self._s_ptgt <= self._s_n)
+            return bool(not self._s_poll in fset((_m_SEND, _m_LOAD, _m_RECORD)) or self._s_ptgt <= self._s_n)
         except Undefined:
             return False
 
@@ -1058,21 +1085,21 @@ class CkptFenced(MachineBase):
     def _inv_lemma_target_ahead(self) -> bool:
         """invariant lemma_target_ahead"""
         try:
-            return bool((not self._s_poll in fset((Poll.WAITING, Poll.SEND, Poll.LOAD)) or (self._s_ptgt > self._s_c or self._s_presume)) and (not self._s_poll == Poll.RECORD or self._s_ptgt >= self._s_c))
+            return bool((not self._s_poll in fset((_m_WAITING, _m_SEND, _m_LOAD)) or (self._s_ptgt > self._s_c or self._s_presume)) and (not self._s_poll == _m_RECORD or self._s_ptgt >= self._s_c))
         except Undefined:
             return False
 
     def _inv_lemma_resume_load(self) -> bool:
         """invariant lemma_resume_load"""
         try:
-            return bool(not self._s_presume or ((self._s_poll == Poll.LOAD and self._s_ptgt == self._s_c) and self._s_LS is None))
+            return bool(not self._s_presume or ((self._s_poll == _m_LOAD and self._s_ptgt == self._s_c) and self._s_LS is None))
         except Undefined:
             return False
 
     def _inv_lemma_marker(self) -> bool:
         """invariant lemma_marker"""
         try:
-            return bool((not self._s_poll != Poll.RECORD or (self._s_LS is None or self._s_LS == self._s_c)) and (not self._s_poll == Poll.RECORD or self._s_LS == self._s_ptgt))
+            return bool((not self._s_poll != _m_RECORD or (self._s_LS is None or self._s_LS == self._s_c)) and (not self._s_poll == _m_RECORD or self._s_LS == self._s_ptgt))
         except Undefined:
             return False
 
@@ -1093,28 +1120,28 @@ class CkptFenced(MachineBase):
     def _inv_lemma_readers(self) -> bool:
         """invariant lemma_readers"""
         try:
-            return bool((((not self._s_rd != Rd.RIDLE or self._s_poll in fset((Poll.LOAD, Poll.RECORD))) and (not self._s_poll == Poll.SEND or self._s_rd == Rd.RIDLE)) and (not self._s_poll == Poll.RECORD or self._s_rd == Rd.OK)) and (not self._s_rd == Rd.OK or self._s_ver == self._s_ptgt))
+            return bool((((not self._s_rd != _m_RIDLE or self._s_poll in fset((_m_LOAD, _m_RECORD))) and (not self._s_poll == _m_SEND or self._s_rd == _m_RIDLE)) and (not self._s_poll == _m_RECORD or self._s_rd == _m_OK)) and (not self._s_rd == _m_OK or self._s_ver == self._s_ptgt))
         except Undefined:
             return False
 
     def _inv_lemma_in_flight(self) -> bool:
         """invariant lemma_in_flight"""
         try:
-            return bool(not (self._s_poll == Poll.SEND or self._s_rd in fset((Rd.QUEUED, Rd.READING))) or self._s_ptgt in self._s_present)
+            return bool(not (self._s_poll == _m_SEND or self._s_rd in fset((_m_QUEUED, _m_READING))) or self._s_ptgt in self._s_present)
         except Undefined:
             return False
 
     def _inv_lemma_eval(self) -> bool:
         """invariant lemma_eval"""
         try:
-            return bool(not self._s_ev == Ev.EREADING or self._s_evv in self._s_present)
+            return bool(not self._s_ev == _m_EREADING or self._s_evv in self._s_present)
         except Undefined:
             return False
 
     def _inv_lemma_pin(self) -> bool:
         """invariant lemma_pin"""
         try:
-            return bool((not self._s_rd == Rd.READING or self._s_pin == self._s_ptgt) and (not self._s_rd != Rd.READING or self._s_pin is None))
+            return bool((not self._s_rd == _m_READING or self._s_pin == self._s_ptgt) and (not self._s_rd != _m_READING or self._s_pin is None))
         except Undefined:
             return False
 

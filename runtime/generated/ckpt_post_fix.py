@@ -29,12 +29,26 @@ class TPc(enum.IntEnum):
     DONE = 4
 
 
+_m_TOP = TPc.TOP
+_m_PUB = TPc.PUB
+_m_CLEAN = TPc.CLEAN
+_m_WAIT = TPc.WAIT
+_m_DONE = TPc.DONE
+
+
 class Poll(enum.IntEnum):
     IDLE = 0
     WAITING = 1
     SEND = 2
     LOAD = 3
     RECORD = 4
+
+
+_m_IDLE = Poll.IDLE
+_m_WAITING = Poll.WAITING
+_m_SEND = Poll.SEND
+_m_LOAD = Poll.LOAD
+_m_RECORD = Poll.RECORD
 
 
 class Rd(enum.IntEnum):
@@ -45,11 +59,24 @@ class Rd(enum.IntEnum):
     FAILED = 4
 
 
+_m_RIDLE = Rd.RIDLE
+_m_QUEUED = Rd.QUEUED
+_m_READING = Rd.READING
+_m_OK = Rd.OK
+_m_FAILED = Rd.FAILED
+
+
 class Ev(enum.IntEnum):
     EIDLE = 0
     EREADING = 1
     EDONE = 2
     EFAILED = 3
+
+
+_m_EIDLE = Ev.EIDLE
+_m_EREADING = Ev.EREADING
+_m_EDONE = Ev.EDONE
+_m_EFAILED = Ev.EFAILED
 
 
 class CkptPostFixSnapshot(NamedTuple):
@@ -323,14 +350,14 @@ class CkptPostFix(MachineBase):
 
     def _t_publish_open(self, commit: bool) -> int:
         try:
-            if not self._s_tpc == TPc.TOP:
+            if not self._s_tpc == _m_TOP:
                 return 0
             if not self._s_n > 0:
                 return 1
             _v0 = chkset(self._s_present | fset((self._s_n,)), 1, 5)
             _v1 = chkset(self._s_shard | fset((self._s_n,)), 1, 5)
             _v2 = chkset(self._s_writing | fset((self._s_n,)), 1, 5)
-            _v3 = TPc.PUB
+            _v3 = _m_PUB
         except Undefined:
             return UNDEFINED
         if commit:
@@ -357,7 +384,7 @@ class CkptPostFix(MachineBase):
 
     def _t_publish_close(self, commit: bool) -> int:
         try:
-            if not self._s_tpc == TPc.PUB:
+            if not self._s_tpc == _m_PUB:
                 return 0
             _v0 = self._s_writing - fset((self._s_n,))
             _v1 = chkset(self._s_stable | fset((self._s_n,)), 1, 5)
@@ -366,7 +393,7 @@ class CkptPostFix(MachineBase):
             if not 0 <= _k2 < 5:
                 raise Undefined
             _v3 = chkset(self._s_pub | fset((self._s_n,)), 1, 5)
-            _v4 = TPc.CLEAN
+            _v4 = _m_CLEAN
         except Undefined:
             return UNDEFINED
         if commit:
@@ -394,13 +421,13 @@ class CkptPostFix(MachineBase):
 
     def _t_clean(self, commit: bool) -> int:
         try:
-            if not self._s_tpc == TPc.CLEAN:
+            if not self._s_tpc == _m_CLEAN:
                 return 0
             _v0 = self._s_present - fset([p_v for p_v in range(1, 6) if (self._s_LS is not None and p_v <= imin(self._s_n - 1 - 1, co(self._s_LS, 0) - 1)) and (not (False and p_v % imax(0, 1) == 0))])
             _v1 = self._s_shard - fset([p_v for p_v in range(1, 6) if (self._s_LS is not None and p_v <= imin(self._s_n - 1 - 1, co(self._s_LS, 0) - 1)) and (not (False and p_v % imax(0, 1) == 0))])
             _v2 = self._s_writing - fset([p_v for p_v in range(1, 6) if (self._s_LS is not None and p_v <= imin(self._s_n - 1 - 1, co(self._s_LS, 0) - 1)) and (not (False and p_v % imax(0, 1) == 0))])
             _v3 = self._s_stable - fset([p_v for p_v in range(1, 6) if (self._s_LS is not None and p_v <= imin(self._s_n - 1 - 1, co(self._s_LS, 0) - 1)) and (not (False and p_v % imax(0, 1) == 0))])
-            _v4 = TPc.DONE if self._s_n == 5 else TPc.WAIT
+            _v4 = _m_DONE if self._s_n == 5 else _m_WAIT
         except Undefined:
             return UNDEFINED
         if commit:
@@ -428,14 +455,14 @@ class CkptPostFix(MachineBase):
 
     def _t_train(self, commit: bool) -> int:
         try:
-            if not self._s_tpc == TPc.WAIT:
+            if not self._s_tpc == _m_WAIT:
                 return 0
             if not self._s_s > self._s_n:
                 return 1
             if not self._s_n < 5:
                 return 2
             _v0 = chk(self._s_n + 1, 0, 5)
-            _v1 = TPc.TOP
+            _v1 = _m_TOP
         except Undefined:
             return UNDEFINED
         if commit:
@@ -460,11 +487,11 @@ class CkptPostFix(MachineBase):
 
     def _t_janitor(self, commit: bool) -> int:
         try:
-            if not self._s_tpc == TPc.DONE:
+            if not self._s_tpc == _m_DONE:
                 return 0
             if not self._s_present & fset([p_v for p_v in range(1, 6) if (self._s_LS is not None and p_v <= imin(self._s_n - 1 - 1, co(self._s_LS, 0) - 1)) and (not (False and p_v % imax(0, 1) == 0))]) != EMPTY:
                 return 1
-            _v0 = TPc.CLEAN
+            _v0 = _m_CLEAN
         except Undefined:
             return UNDEFINED
         if commit:
@@ -522,7 +549,7 @@ class CkptPostFix(MachineBase):
         if not 0 <= p_t <= 5:
             return BAD_ARGS
         try:
-            if not self._s_poll == Poll.IDLE:
+            if not self._s_poll == _m_IDLE:
                 return 0
             if not not self._s_crashed:
                 return 1
@@ -535,7 +562,7 @@ class CkptPostFix(MachineBase):
             if not all([not p_v in self._s_stable or p_v <= p_t for p_v in range(1, 6)]):
                 return 5
             _v0 = False if p_t == imax(self._s_s - 1, 0) else self._s_ready
-            _v1 = Poll.WAITING if p_t == imax(self._s_s - 1, 0) else Poll.SEND
+            _v1 = _m_WAITING if p_t == imax(self._s_s - 1, 0) else _m_SEND
             _v2 = p_t
         except Undefined:
             return UNDEFINED
@@ -562,11 +589,11 @@ class CkptPostFix(MachineBase):
 
     def _t_wait_done(self, commit: bool) -> int:
         try:
-            if not self._s_poll == Poll.WAITING:
+            if not self._s_poll == _m_WAITING:
                 return 0
             if not self._s_ptgt in self._s_stable:
                 return 1
-            _v0 = Poll.SEND
+            _v0 = _m_SEND
         except Undefined:
             return UNDEFINED
         if commit:
@@ -590,11 +617,11 @@ class CkptPostFix(MachineBase):
 
     def _t_send(self, commit: bool) -> int:
         try:
-            if not self._s_poll == Poll.SEND:
+            if not self._s_poll == _m_SEND:
                 return 0
             _v0 = chkset(self._s_present | fset((self._s_ptgt,)), 1, 5)
-            _v1 = Rd.QUEUED
-            _v2 = Poll.LOAD
+            _v1 = _m_QUEUED
+            _v2 = _m_LOAD
         except Undefined:
             return UNDEFINED
         if commit:
@@ -620,22 +647,22 @@ class CkptPostFix(MachineBase):
 
     def _t_load_done(self, commit: bool) -> int:
         try:
-            if not self._s_poll == Poll.LOAD:
+            if not self._s_poll == _m_LOAD:
                 return 0
-            if not self._s_rd == Rd.OK:
+            if not self._s_rd == _m_OK:
                 return 1
             _v0 = self._s_badMono or (self._s_ptgt <= self._s_c and (not self._s_presume))
             _c1 = bool(self._s_presume)
             if _c1:
                 _v2 = self._s_ptgt
                 _v3 = True
-                _v4 = Poll.IDLE
-                _v5 = Rd.RIDLE
+                _v4 = _m_IDLE
+                _v5 = _m_RIDLE
                 _v6 = False
             else:
                 _v7 = self._s_ptgt
                 _v8 = self._s_epoch
-                _v9 = Poll.RECORD
+                _v9 = _m_RECORD
         except Undefined:
             return UNDEFINED
         if commit:
@@ -669,7 +696,7 @@ class CkptPostFix(MachineBase):
 
     def _t_load_failed(self, commit: bool) -> int:
         try:
-            if not self._s_rd == Rd.FAILED:
+            if not self._s_rd == _m_FAILED:
                 return 0
             if not not self._s_crashed:
                 return 1
@@ -697,9 +724,9 @@ class CkptPostFix(MachineBase):
 
     def _t_open(self, commit: bool) -> int:
         try:
-            if not self._s_rd == Rd.QUEUED:
+            if not self._s_rd == _m_QUEUED:
                 return 0
-            _v0 = Rd.READING if self._s_ptgt in self._s_shard else Rd.FAILED
+            _v0 = _m_READING if self._s_ptgt in self._s_shard else _m_FAILED
             _v1 = self._s_badRead or not self._s_ptgt in self._s_shard
             _v2 = self._s_badMono or (not self._s_presume and ix(self._s_tag, self._s_ptgt, 1, 5) != self._s_epoch)
         except Undefined:
@@ -727,9 +754,9 @@ class CkptPostFix(MachineBase):
 
     def _t_read(self, commit: bool) -> int:
         try:
-            if not self._s_rd == Rd.READING:
+            if not self._s_rd == _m_READING:
                 return 0
-            _v0 = Rd.OK if self._s_ptgt in self._s_shard else Rd.FAILED
+            _v0 = _m_OK if self._s_ptgt in self._s_shard else _m_FAILED
             _v1 = self._s_ptgt if self._s_ptgt in self._s_shard else None
             _v2 = self._s_badRead or not self._s_ptgt in self._s_shard
             _v3 = self._s_badTorn or self._s_ptgt in self._s_writing
@@ -761,11 +788,11 @@ class CkptPostFix(MachineBase):
         if not 1 <= p_v <= 5:
             return BAD_ARGS
         try:
-            if not self._s_ev == Ev.EIDLE:
+            if not self._s_ev == _m_EIDLE:
                 return 0
             if not p_v in self._s_stable:
                 return 1
-            _v0 = Ev.EREADING if p_v in self._s_shard else Ev.EFAILED
+            _v0 = _m_EREADING if p_v in self._s_shard else _m_EFAILED
             _v1 = p_v
             _v2 = self._s_badRead or not p_v in self._s_shard
         except Undefined:
@@ -793,9 +820,9 @@ class CkptPostFix(MachineBase):
 
     def _t_eval_read(self, commit: bool) -> int:
         try:
-            if not self._s_ev == Ev.EREADING:
+            if not self._s_ev == _m_EREADING:
                 return 0
-            _v0 = Ev.EDONE if self._s_evv in self._s_shard else Ev.EFAILED
+            _v0 = _m_EDONE if self._s_evv in self._s_shard else _m_EFAILED
             _v1 = self._s_badRead or not self._s_evv in self._s_shard
             _v2 = self._s_badTorn or self._s_evv in self._s_writing
         except Undefined:
@@ -823,12 +850,12 @@ class CkptPostFix(MachineBase):
 
     def _t_record(self, commit: bool) -> int:
         try:
-            if not self._s_poll == Poll.RECORD:
+            if not self._s_poll == _m_RECORD:
                 return 0
             _v0 = self._s_ptgt
             _v1 = True
-            _v2 = Poll.IDLE
-            _v3 = Rd.RIDLE
+            _v2 = _m_IDLE
+            _v3 = _m_RIDLE
         except Undefined:
             return UNDEFINED
         if commit:
@@ -841,7 +868,7 @@ class CkptPostFix(MachineBase):
     def _inv_no_delete_before_load(self) -> bool:
         """invariant no_delete_before_load"""
         try:
-            return bool(((not self._s_badRead and (not self._s_poll == Poll.SEND or ((self._s_ptgt in self._s_present and self._s_ptgt in self._s_stable) and self._s_ptgt in self._s_shard))) and (not self._s_rd in fset((Rd.QUEUED, Rd.READING)) or ((self._s_ptgt in self._s_present and self._s_ptgt in self._s_stable) and self._s_ptgt in self._s_shard))) and (not self._s_ev == Ev.EREADING or ((self._s_evv in self._s_present and self._s_evv in self._s_stable) and self._s_evv in self._s_shard)))
+            return bool(((not self._s_badRead and (not self._s_poll == _m_SEND or ((self._s_ptgt in self._s_present and self._s_ptgt in self._s_stable) and self._s_ptgt in self._s_shard))) and (not self._s_rd in fset((_m_QUEUED, _m_READING)) or ((self._s_ptgt in self._s_present and self._s_ptgt in self._s_stable) and self._s_ptgt in self._s_shard))) and (not self._s_ev == _m_EREADING or ((self._s_evv in self._s_present and self._s_evv in self._s_stable) and self._s_evv in self._s_shard)))
         except Undefined:
             return False
 
@@ -890,7 +917,7 @@ class CkptPostFix(MachineBase):
     def _inv_no_wait_on_deleted(self) -> bool:
         """invariant no_wait_on_deleted"""
         try:
-            return bool(not self._s_poll == Poll.WAITING or not (self._s_ptgt in self._s_pub and (not self._s_ptgt in self._s_stable)))
+            return bool(not self._s_poll == _m_WAITING or not (self._s_ptgt in self._s_pub and (not self._s_ptgt in self._s_stable)))
         except Undefined:
             return False
 

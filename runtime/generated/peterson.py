@@ -23,6 +23,12 @@ class Pc(enum.IntEnum):
     CRITICAL = 3
 
 
+_m_IDLE = Pc.IDLE
+_m_FLAGGED = Pc.FLAGGED
+_m_WAITING = Pc.WAITING
+_m_CRITICAL = Pc.CRITICAL
+
+
 class PetersonSnapshot(NamedTuple):
     """The machine's state: one field per spec variable; a map is a tuple by key position.
 
@@ -93,11 +99,11 @@ class Peterson(MachineBase):
         if not 0 <= p_p <= 1:
             return BAD_ARGS
         try:
-            if not self._s_pc[p_p] == Pc.IDLE:
+            if not self._s_pc[p_p] == _m_IDLE:
                 return 0
             _v0 = True
             _k0 = p_p
-            _v1 = Pc.FLAGGED
+            _v1 = _m_FLAGGED
             _k1 = p_p
         except Undefined:
             return UNDEFINED
@@ -125,10 +131,10 @@ class Peterson(MachineBase):
         if not 0 <= p_p <= 1:
             return BAD_ARGS
         try:
-            if not self._s_pc[p_p] == Pc.FLAGGED:
+            if not self._s_pc[p_p] == _m_FLAGGED:
                 return 0
             _v0 = 1 - p_p
-            _v1 = Pc.WAITING
+            _v1 = _m_WAITING
             _k1 = p_p
         except Undefined:
             return UNDEFINED
@@ -155,11 +161,11 @@ class Peterson(MachineBase):
         if not 0 <= p_p <= 1:
             return BAD_ARGS
         try:
-            if not self._s_pc[p_p] == Pc.WAITING:
+            if not self._s_pc[p_p] == _m_WAITING:
                 return 0
             if not (not self._s_flag[1 - p_p] or self._s_turn == p_p):
                 return 1
-            _v0 = Pc.CRITICAL
+            _v0 = _m_CRITICAL
             _k0 = p_p
         except Undefined:
             return UNDEFINED
@@ -186,11 +192,11 @@ class Peterson(MachineBase):
         if not 0 <= p_p <= 1:
             return BAD_ARGS
         try:
-            if not self._s_pc[p_p] == Pc.CRITICAL:
+            if not self._s_pc[p_p] == _m_CRITICAL:
                 return 0
             _v0 = False
             _k0 = p_p
-            _v1 = Pc.IDLE
+            _v1 = _m_IDLE
             _k1 = p_p
         except Undefined:
             return UNDEFINED
@@ -202,7 +208,7 @@ class Peterson(MachineBase):
     def _inv_mutual_exclusion(self) -> bool:
         """invariant mutual_exclusion"""
         try:
-            return bool(not (self._s_pc[0] == Pc.CRITICAL and self._s_pc[1] == Pc.CRITICAL))
+            return bool(not (self._s_pc[0] == _m_CRITICAL and self._s_pc[1] == _m_CRITICAL))
         except Undefined:
             return False
 

@@ -26,6 +26,11 @@ class SlotSt(enum.IntEnum):
     READING = 2
 
 
+_m_FREE = SlotSt.FREE
+_m_READY = SlotSt.READY
+_m_READING = SlotSt.READING
+
+
 class HPh(enum.IntEnum):
     UNUSED = 0
     REQ = 1
@@ -36,10 +41,24 @@ class HPh(enum.IntEnum):
     DONE = 6
 
 
+_m_UNUSED = HPh.UNUSED
+_m_REQ = HPh.REQ
+_m_ACCEPTED = HPh.ACCEPTED
+_m_SENDING = HPh.SENDING
+_m_SENT = HPh.SENT
+_m_FAILED = HPh.FAILED
+_m_DONE = HPh.DONE
+
+
 class Fin(enum.IntEnum):
     NONE = 0
     CONSUME = 1
     RELEASE = 2
+
+
+_m_NONE = Fin.NONE
+_m_CONSUME = Fin.CONSUME
+_m_RELEASE = Fin.RELEASE
 
 
 class Link(enum.IntEnum):
@@ -48,10 +67,20 @@ class Link(enum.IntEnum):
     POOLED = 2
 
 
+_m_OPEN = Link.OPEN
+_m_CLOSED = Link.CLOSED
+_m_POOLED = Link.POOLED
+
+
 class CPh(enum.IntEnum):
     IDLE = 0
     ISSUE = 1
     WAIT = 2
+
+
+_m_IDLE = CPh.IDLE
+_m_ISSUE = CPh.ISSUE
+_m_WAIT = CPh.WAIT
 
 
 class Reply(enum.IntEnum):
@@ -60,6 +89,13 @@ class Reply(enum.IntEnum):
     STALE = 2
     BUSY = 3
     ERR = 4
+
+
+_m_NOREPLY = Reply.NOREPLY
+_m_OK = Reply.OK
+_m_STALE = Reply.STALE
+_m_BUSY = Reply.BUSY
+_m_ERR = Reply.ERR
 
 
 class SlotRingFencedLeaseReaperSnapshot(NamedTuple):
@@ -374,14 +410,14 @@ class SlotRingFencedLeaseReaper(MachineBase):
             if not self._s_next <= 2:
                 return 0
             _v0 = chk(self._s_next + 1, 1, 3)
-            _c1 = bool(self._s_st[self._s_widx % 1] == SlotSt.READING)
+            _c1 = bool(self._s_st[self._s_widx % 1] == _m_READING)
             if _c1:
                 _v2 = chkset(self._s_lost | fset((self._s_next,)), 1, 2)
             else:
-                _v3 = chkset(self._s_lost | fset((self._s_gen[self._s_widx % 1],)) if self._s_st[self._s_widx % 1] == SlotSt.READY else self._s_lost, 1, 2)
+                _v3 = chkset(self._s_lost | fset((self._s_gen[self._s_widx % 1],)) if self._s_st[self._s_widx % 1] == _m_READY else self._s_lost, 1, 2)
                 _v4 = chk(self._s_next, 0, 2)
                 _k4 = self._s_widx % 1
-                _v5 = SlotSt.READY
+                _v5 = _m_READY
                 _k5 = self._s_widx % 1
                 _v6 = self._s_widx % 1
                 _k6 = self._s_next - 1
@@ -421,7 +457,7 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not (0 <= p_c <= 1 and 1 <= p_g <= 2):
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.IDLE:
+            if not self._s_cph[p_c] == _m_IDLE:
                 return 0
             if not self._s_refslot[p_g - 1] is not None:
                 return 1
@@ -433,7 +469,7 @@ class SlotRingFencedLeaseReaper(MachineBase):
             _k1 = p_g - 1
             _v2 = 0
             _k2 = p_c
-            _v3 = CPh.ISSUE
+            _v3 = _m_ISSUE
             _k3 = p_c
         except Undefined:
             return UNDEFINED
@@ -463,25 +499,25 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not (0 <= p_c <= 1 and 0 <= p_h <= 1):
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.ISSUE:
+            if not self._s_cph[p_c] == _m_ISSUE:
                 return 0
             if not self._s_att[p_c] < 2:
                 return 1
-            if not self._s_hph[p_h] == HPh.UNUSED:
+            if not self._s_hph[p_h] == _m_UNUSED:
                 return 2
             if not ix(self._s_nch, self._s_ref[p_c], 1, 2) == 1:
                 return 3
-            _v0 = HPh.REQ
+            _v0 = _m_REQ
             _k0 = p_h
             _v1 = co(ix(self._s_refslot, self._s_ref[p_c], 1, 2), 0)
             _k1 = p_h
             _v2 = self._s_ref[p_c]
             _k2 = p_h
-            _v3 = Link.OPEN
+            _v3 = _m_OPEN
             _k3 = p_h
             _v4 = p_h
             _k4 = p_c
-            _v5 = CPh.WAIT
+            _v5 = _m_WAIT
             _k5 = p_c
         except Undefined:
             return UNDEFINED
@@ -513,13 +549,13 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not 0 <= p_c <= 1:
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.ISSUE:
+            if not self._s_cph[p_c] == _m_ISSUE:
                 return 0
             if not self._s_att[p_c] < 2:
                 return 1
             _v0 = chk(self._s_att[p_c] + 1, 0, 2)
             _k0 = p_c
-            _v1 = CPh.IDLE if self._s_att[p_c] + 1 == 2 else CPh.ISSUE
+            _v1 = _m_IDLE if self._s_att[p_c] + 1 == 2 else _m_ISSUE
             _k1 = p_c
             _c2 = bool(self._s_att[p_c] + 1 == 2)
             if _c2:
@@ -557,25 +593,25 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not 0 <= p_c <= 1:
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.WAIT:
+            if not self._s_cph[p_c] == _m_WAIT:
                 return 0
             if not self._s_cur0[p_c] is not None:
                 return 1
-            if not ((self._s_rep[co(self._s_cur0[p_c], 0)] in fset((Reply.STALE, Reply.BUSY, Reply.ERR)) or self._s_byt[co(self._s_cur0[p_c], 0)] == 4) or self._s_com[co(self._s_cur0[p_c], 0)]):
+            if not ((self._s_rep[co(self._s_cur0[p_c], 0)] in fset((_m_STALE, _m_BUSY, _m_ERR)) or self._s_byt[co(self._s_cur0[p_c], 0)] == 4) or self._s_com[co(self._s_cur0[p_c], 0)]):
                 return 2
             _v0 = None
             _k0 = p_c
-            _c1 = bool(self._s_rep[co(self._s_cur0[p_c], 0)] == Reply.STALE or (self._s_rep[co(self._s_cur0[p_c], 0)] == Reply.OK and self._s_byt[co(self._s_cur0[p_c], 0)] != 4))
+            _c1 = bool(self._s_rep[co(self._s_cur0[p_c], 0)] == _m_STALE or (self._s_rep[co(self._s_cur0[p_c], 0)] == _m_OK and self._s_byt[co(self._s_cur0[p_c], 0)] != 4))
             if _c1:
-                _v2 = Link.POOLED
+                _v2 = _m_POOLED
                 _k2 = co(self._s_cur0[p_c], 0)
                 _v3 = True
                 _k3 = self._s_ref[p_c] - 1
                 if not 0 <= _k3 < 2:
                     raise Undefined
-                _v4 = CPh.IDLE
+                _v4 = _m_IDLE
                 _k4 = p_c
-                _c5 = bool(self._s_rep[co(self._s_cur0[p_c], 0)] == Reply.STALE)
+                _c5 = bool(self._s_rep[co(self._s_cur0[p_c], 0)] == _m_STALE)
                 if _c5:
                     _v6 = chkset(self._s_lost | fset((self._s_ref[p_c],)), 1, 2)
                 else:
@@ -594,11 +630,11 @@ class SlotRingFencedLeaseReaper(MachineBase):
                         if not 0 <= _k11 < 2:
                             raise Undefined
             else:
-                _v12 = Link.POOLED if self._s_rep[co(self._s_cur0[p_c], 0)] == Reply.BUSY else Link.CLOSED
+                _v12 = _m_POOLED if self._s_rep[co(self._s_cur0[p_c], 0)] == _m_BUSY else _m_CLOSED
                 _k12 = co(self._s_cur0[p_c], 0)
                 _v13 = chk(self._s_att[p_c] + 1, 0, 2)
                 _k13 = p_c
-                _v14 = CPh.IDLE if self._s_att[p_c] + 1 == 2 else CPh.ISSUE
+                _v14 = _m_IDLE if self._s_att[p_c] + 1 == 2 else _m_ISSUE
                 _k14 = p_c
                 _c15 = bool(self._s_att[p_c] + 1 == 2)
                 if _c15:
@@ -652,21 +688,21 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not 0 <= p_c <= 1:
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.WAIT:
+            if not self._s_cph[p_c] == _m_WAIT:
                 return 0
             _v0 = None
             _k0 = p_c
             _v1 = None
             _k1 = p_c
-            _v2 = Link.CLOSED
+            _v2 = _m_CLOSED
             _k2 = co(self._s_cur0[p_c], 0)
             _c3 = bool(self._s_cur1[p_c] is not None)
             if _c3:
-                _v4 = Link.CLOSED
+                _v4 = _m_CLOSED
                 _k4 = co(self._s_cur1[p_c], 0)
             _v5 = chk(self._s_att[p_c] + 1, 0, 2)
             _k5 = p_c
-            _v6 = CPh.IDLE if self._s_att[p_c] + 1 == 2 else CPh.ISSUE
+            _v6 = _m_IDLE if self._s_att[p_c] + 1 == 2 else _m_ISSUE
             _k6 = p_c
             _c7 = bool(self._s_att[p_c] + 1 == 2)
             if _c7:
@@ -709,13 +745,13 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not (0 <= p_h <= 1 and isinstance(p_stall, bool)):
             return BAD_ARGS
         try:
-            if not self._s_hph[p_h] == HPh.REQ:
+            if not self._s_hph[p_h] == _m_REQ:
                 return 0
             if not not self._s_wedged[p_h]:
                 return 1
-            _c0 = bool(self._s_st[self._s_hslot[p_h]] == SlotSt.READY and self._s_gen[self._s_hslot[p_h]] == self._s_hgen[p_h])
+            _c0 = bool(self._s_st[self._s_hslot[p_h]] == _m_READY and self._s_gen[self._s_hslot[p_h]] == self._s_hgen[p_h])
             if _c0:
-                _v1 = SlotSt.READING
+                _v1 = _m_READING
                 _k1 = self._s_hslot[p_h]
                 _v2 = chk(self._s_tok[self._s_hslot[p_h]] + 1, 0, 2)
                 _k2 = self._s_hslot[p_h]
@@ -725,16 +761,16 @@ class SlotRingFencedLeaseReaper(MachineBase):
                 _k4 = self._s_hslot[p_h]
                 _v5 = p_h
                 _k5 = self._s_hslot[p_h]
-                _v6 = Reply.OK
+                _v6 = _m_OK
                 _k6 = p_h
-                _v7 = HPh.ACCEPTED
+                _v7 = _m_ACCEPTED
                 _k7 = p_h
                 _v8 = p_stall
                 _k8 = p_h
             else:
-                _v9 = Reply.BUSY if self._s_st[self._s_hslot[p_h]] == SlotSt.READING and self._s_gen[self._s_hslot[p_h]] == self._s_hgen[p_h] else Reply.STALE
+                _v9 = _m_BUSY if self._s_st[self._s_hslot[p_h]] == _m_READING and self._s_gen[self._s_hslot[p_h]] == self._s_hgen[p_h] else _m_STALE
                 _k9 = p_h
-                _v10 = HPh.DONE
+                _v10 = _m_DONE
                 _k10 = p_h
         except Undefined:
             return UNDEFINED
@@ -772,13 +808,13 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not (0 <= p_h <= 1 and isinstance(p_stall, bool)):
             return BAD_ARGS
         try:
-            if not self._s_hph[p_h] == HPh.ACCEPTED:
+            if not self._s_hph[p_h] == _m_ACCEPTED:
                 return 0
             if not not self._s_wedged[p_h]:
                 return 1
             _v0 = self._s_gen[self._s_hslot[p_h]]
             _k0 = p_h
-            _v1 = HPh.SENDING
+            _v1 = _m_SENDING
             _k1 = p_h
             _v2 = p_stall
             _k2 = p_h
@@ -809,15 +845,15 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not 0 <= p_h <= 1:
             return BAD_ARGS
         try:
-            if not self._s_hph[p_h] == HPh.SENDING:
+            if not self._s_hph[p_h] == _m_SENDING:
                 return 0
             if not not self._s_wedged[p_h]:
                 return 1
-            _v0 = HPh.SENT
+            _v0 = _m_SENT
             _k0 = p_h
             _v1 = 3 if self._s_gen[self._s_hslot[p_h]] != self._s_snap[p_h] else self._s_snap[p_h]
             _k1 = p_h
-            _v2 = Fin.CONSUME
+            _v2 = _m_CONSUME
             _k2 = p_h
         except Undefined:
             return UNDEFINED
@@ -846,15 +882,15 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not (0 <= p_h <= 1 and isinstance(p_junk, bool)):
             return BAD_ARGS
         try:
-            if not self._s_hph[p_h] in fset((HPh.ACCEPTED, HPh.SENDING)):
+            if not self._s_hph[p_h] in fset((_m_ACCEPTED, _m_SENDING)):
                 return 0
             if not not self._s_wedged[p_h]:
                 return 1
-            if not (not p_junk or self._s_hph[p_h] == HPh.SENDING):
+            if not (not p_junk or self._s_hph[p_h] == _m_SENDING):
                 return 2
-            _v0 = HPh.FAILED
+            _v0 = _m_FAILED
             _k0 = p_h
-            _v1 = Fin.RELEASE
+            _v1 = _m_RELEASE
             _k1 = p_h
             _c2 = bool(p_junk)
             if _c2:
@@ -863,7 +899,7 @@ class SlotRingFencedLeaseReaper(MachineBase):
                 _v4 = 2
                 _k4 = p_h
             else:
-                _v5 = Reply.ERR
+                _v5 = _m_ERR
                 _k5 = p_h
         except Undefined:
             return UNDEFINED
@@ -896,19 +932,19 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not 0 <= p_h <= 1:
             return BAD_ARGS
         try:
-            if not self._s_hph[p_h] in fset((HPh.SENT, HPh.FAILED)):
+            if not self._s_hph[p_h] in fset((_m_SENT, _m_FAILED)):
                 return 0
             if not not self._s_wedged[p_h]:
                 return 1
-            _v0 = HPh.DONE
+            _v0 = _m_DONE
             _k0 = p_h
-            _c1 = bool(self._s_st[self._s_hslot[p_h]] == SlotSt.READING and self._s_tok[self._s_hslot[p_h]] == self._s_htok[p_h])
+            _c1 = bool(self._s_st[self._s_hslot[p_h]] == _m_READING and self._s_tok[self._s_hslot[p_h]] == self._s_htok[p_h])
             if _c1:
-                _v2 = SlotSt.FREE if self._s_fin[p_h] == Fin.CONSUME else SlotSt.READY
+                _v2 = _m_FREE if self._s_fin[p_h] == _m_CONSUME else _m_READY
                 _k2 = self._s_hslot[p_h]
                 _v3 = None
                 _k3 = self._s_hslot[p_h]
-                _v4 = self._s_fin[p_h] == Fin.CONSUME and self._s_link[p_h] == Link.OPEN
+                _v4 = self._s_fin[p_h] == _m_CONSUME and self._s_link[p_h] == _m_OPEN
                 _k4 = p_h
                 _v5 = self._s_badFin or self._s_opener[self._s_hslot[p_h]] != p_h
         except Undefined:
@@ -941,9 +977,9 @@ class SlotRingFencedLeaseReaper(MachineBase):
         if not 0 <= p_s <= 0:
             return BAD_ARGS
         try:
-            if not self._s_st[p_s] == SlotSt.READING:
+            if not self._s_st[p_s] == _m_READING:
                 return 0
-            _v0 = SlotSt.READY
+            _v0 = _m_READY
             _k0 = p_s
             _v1 = None
             _k1 = p_s
@@ -978,21 +1014,21 @@ class SlotRingFencedLeaseReaper(MachineBase):
     def _inv_no_silent_loss(self) -> bool:
         """invariant no_silent_loss"""
         try:
-            return bool(all([not (self._s_resolved[p_g - 1] and (not any([self._s_gen[p_s] == p_g and self._s_st[p_s] != SlotSt.FREE for p_s in range(0, 1)]))) or (self._s_okOwn[p_g - 1] or p_g in self._s_lost) for p_g in range(1, 3)]))
+            return bool(all([not (self._s_resolved[p_g - 1] and (not any([self._s_gen[p_s] == p_g and self._s_st[p_s] != _m_FREE for p_s in range(0, 1)]))) or (self._s_okOwn[p_g - 1] or p_g in self._s_lost) for p_g in range(1, 3)]))
         except Undefined:
             return False
 
     def _inv_no_ghost_ready(self) -> bool:
         """invariant no_ghost_ready"""
         try:
-            return bool(all([not self._s_st[p_s] == SlotSt.READY or ix(self._s_deliv, self._s_gen[p_s], 1, 2) == 0 for p_s in range(0, 1)]))
+            return bool(all([not self._s_st[p_s] == _m_READY or ix(self._s_deliv, self._s_gen[p_s], 1, 2) == 0 for p_s in range(0, 1)]))
         except Undefined:
             return False
 
     def _inv_ready_count_exact(self) -> bool:
         """invariant ready_count_exact"""
         try:
-            return bool(len(fset([p_s for p_s in range(0, 1) if self._s_st[p_s] == SlotSt.READY])) == len(fset([p_s for p_s in range(0, 1) if self._s_st[p_s] == SlotSt.READY])))
+            return bool(len(fset([p_s for p_s in range(0, 1) if self._s_st[p_s] == _m_READY])) == len(fset([p_s for p_s in range(0, 1) if self._s_st[p_s] == _m_READY])))
         except Undefined:
             return False
 
@@ -1006,7 +1042,7 @@ class SlotRingFencedLeaseReaper(MachineBase):
     def _inv_endpoint_in_sync(self) -> bool:
         """invariant endpoint_in_sync"""
         try:
-            return bool(all([not self._s_link[p_h] == Link.POOLED or self._s_unread[p_h] == 0 for p_h in range(0, 2)]))
+            return bool(all([not self._s_link[p_h] == _m_POOLED or self._s_unread[p_h] == 0 for p_h in range(0, 2)]))
         except Undefined:
             return False
 

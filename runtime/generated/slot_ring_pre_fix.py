@@ -25,6 +25,11 @@ class SlotSt(enum.IntEnum):
     READING = 2
 
 
+_m_FREE = SlotSt.FREE
+_m_READY = SlotSt.READY
+_m_READING = SlotSt.READING
+
+
 class HPh(enum.IntEnum):
     UNUSED = 0
     REQ = 1
@@ -35,10 +40,24 @@ class HPh(enum.IntEnum):
     DONE = 6
 
 
+_m_UNUSED = HPh.UNUSED
+_m_REQ = HPh.REQ
+_m_ACCEPTED = HPh.ACCEPTED
+_m_SENDING = HPh.SENDING
+_m_SENT = HPh.SENT
+_m_FAILED = HPh.FAILED
+_m_DONE = HPh.DONE
+
+
 class Fin(enum.IntEnum):
     NONE = 0
     CONSUME = 1
     RELEASE = 2
+
+
+_m_NONE = Fin.NONE
+_m_CONSUME = Fin.CONSUME
+_m_RELEASE = Fin.RELEASE
 
 
 class Link(enum.IntEnum):
@@ -47,10 +66,20 @@ class Link(enum.IntEnum):
     POOLED = 2
 
 
+_m_OPEN = Link.OPEN
+_m_CLOSED = Link.CLOSED
+_m_POOLED = Link.POOLED
+
+
 class CPh(enum.IntEnum):
     IDLE = 0
     ISSUE = 1
     WAIT = 2
+
+
+_m_IDLE = CPh.IDLE
+_m_ISSUE = CPh.ISSUE
+_m_WAIT = CPh.WAIT
 
 
 class Reply(enum.IntEnum):
@@ -59,6 +88,13 @@ class Reply(enum.IntEnum):
     STALE = 2
     BUSY = 3
     ERR = 4
+
+
+_m_NOREPLY = Reply.NOREPLY
+_m_OK = Reply.OK
+_m_STALE = Reply.STALE
+_m_BUSY = Reply.BUSY
+_m_ERR = Reply.ERR
 
 
 class SlotRingPreFixSnapshot(NamedTuple):
@@ -347,14 +383,14 @@ class SlotRingPreFix(MachineBase):
             if not self._s_next <= 2:
                 return 0
             _v0 = chk(self._s_next + 1, 1, 3)
-            _c1 = bool(self._s_st[self._s_widx % 1] == SlotSt.READING)
+            _c1 = bool(self._s_st[self._s_widx % 1] == _m_READING)
             if _c1:
                 _v2 = chkset(self._s_lost | fset((self._s_next,)), 1, 2)
             else:
-                _v3 = chkset(self._s_lost | fset((self._s_gen[self._s_widx % 1],)) if self._s_st[self._s_widx % 1] == SlotSt.READY else self._s_lost, 1, 2)
+                _v3 = chkset(self._s_lost | fset((self._s_gen[self._s_widx % 1],)) if self._s_st[self._s_widx % 1] == _m_READY else self._s_lost, 1, 2)
                 _v4 = chk(self._s_next, 0, 2)
                 _k4 = self._s_widx % 1
-                _v5 = SlotSt.READY
+                _v5 = _m_READY
                 _k5 = self._s_widx % 1
                 _v6 = self._s_widx % 1
                 _k6 = self._s_next - 1
@@ -401,7 +437,7 @@ class SlotRingPreFix(MachineBase):
         if not (0 <= p_c <= 1 and 1 <= p_g <= 2):
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.IDLE:
+            if not self._s_cph[p_c] == _m_IDLE:
                 return 0
             if not self._s_refslot[p_g - 1] is not None:
                 return 1
@@ -413,7 +449,7 @@ class SlotRingPreFix(MachineBase):
             _k1 = p_g - 1
             _v2 = 0
             _k2 = p_c
-            _v3 = CPh.ISSUE
+            _v3 = _m_ISSUE
             _k3 = p_c
         except Undefined:
             return UNDEFINED
@@ -443,25 +479,25 @@ class SlotRingPreFix(MachineBase):
         if not (0 <= p_c <= 1 and 0 <= p_h <= 1):
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.ISSUE:
+            if not self._s_cph[p_c] == _m_ISSUE:
                 return 0
             if not self._s_att[p_c] < 2:
                 return 1
-            if not self._s_hph[p_h] == HPh.UNUSED:
+            if not self._s_hph[p_h] == _m_UNUSED:
                 return 2
             if not ix(self._s_nch, self._s_ref[p_c], 1, 2) == 1:
                 return 3
-            _v0 = HPh.REQ
+            _v0 = _m_REQ
             _k0 = p_h
             _v1 = co(ix(self._s_refslot, self._s_ref[p_c], 1, 2), 0)
             _k1 = p_h
             _v2 = self._s_ref[p_c]
             _k2 = p_h
-            _v3 = Link.OPEN
+            _v3 = _m_OPEN
             _k3 = p_h
             _v4 = p_h
             _k4 = p_c
-            _v5 = CPh.WAIT
+            _v5 = _m_WAIT
             _k5 = p_c
         except Undefined:
             return UNDEFINED
@@ -493,7 +529,7 @@ class SlotRingPreFix(MachineBase):
         if not (0 <= p_c <= 1 and 0 <= p_h0 <= 1 and (0 <= p_h1 <= 1)):
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.ISSUE:
+            if not self._s_cph[p_c] == _m_ISSUE:
                 return 0
             if not self._s_att[p_c] < 2:
                 return 1
@@ -501,13 +537,13 @@ class SlotRingPreFix(MachineBase):
                 return 2
             if not p_h0 < p_h1:
                 return 3
-            if not self._s_hph[p_h0] == HPh.UNUSED:
+            if not self._s_hph[p_h0] == _m_UNUSED:
                 return 4
-            if not self._s_hph[p_h1] == HPh.UNUSED:
+            if not self._s_hph[p_h1] == _m_UNUSED:
                 return 5
-            _v0 = HPh.REQ
+            _v0 = _m_REQ
             _k0 = p_h0
-            _v1 = HPh.REQ
+            _v1 = _m_REQ
             _k1 = p_h1
             _v2 = co(ix(self._s_refslot, self._s_ref[p_c], 1, 2), 0)
             _k2 = p_h0
@@ -517,15 +553,15 @@ class SlotRingPreFix(MachineBase):
             _k4 = p_h0
             _v5 = self._s_ref[p_c]
             _k5 = p_h1
-            _v6 = Link.OPEN
+            _v6 = _m_OPEN
             _k6 = p_h0
-            _v7 = Link.OPEN
+            _v7 = _m_OPEN
             _k7 = p_h1
             _v8 = p_h0
             _k8 = p_c
             _v9 = p_h1
             _k9 = p_c
-            _v10 = CPh.WAIT
+            _v10 = _m_WAIT
             _k10 = p_c
         except Undefined:
             return UNDEFINED
@@ -562,13 +598,13 @@ class SlotRingPreFix(MachineBase):
         if not 0 <= p_c <= 1:
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.ISSUE:
+            if not self._s_cph[p_c] == _m_ISSUE:
                 return 0
             if not self._s_att[p_c] < 2:
                 return 1
             _v0 = chk(self._s_att[p_c] + 1, 0, 2)
             _k0 = p_c
-            _v1 = CPh.IDLE if self._s_att[p_c] + 1 == 2 else CPh.ISSUE
+            _v1 = _m_IDLE if self._s_att[p_c] + 1 == 2 else _m_ISSUE
             _k1 = p_c
             _c2 = bool(self._s_att[p_c] + 1 == 2)
             if _c2:
@@ -606,29 +642,29 @@ class SlotRingPreFix(MachineBase):
         if not 0 <= p_c <= 1:
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.WAIT:
+            if not self._s_cph[p_c] == _m_WAIT:
                 return 0
             if not self._s_cur0[p_c] is not None:
                 return 1
-            if not (self._s_rep[co(self._s_cur0[p_c], 0)] in fset((Reply.STALE, Reply.ERR)) or self._s_byt[co(self._s_cur0[p_c], 0)] != 0):
+            if not (self._s_rep[co(self._s_cur0[p_c], 0)] in fset((_m_STALE, _m_ERR)) or self._s_byt[co(self._s_cur0[p_c], 0)] != 0):
                 return 2
-            if not ((self._s_cur1[p_c] is None or self._s_rep[co(self._s_cur1[p_c], 0)] in fset((Reply.STALE, Reply.ERR))) or self._s_byt[co(self._s_cur1[p_c], 0)] != 0):
+            if not ((self._s_cur1[p_c] is None or self._s_rep[co(self._s_cur1[p_c], 0)] in fset((_m_STALE, _m_ERR))) or self._s_byt[co(self._s_cur1[p_c], 0)] != 0):
                 return 3
             _v0 = None
             _k0 = p_c
             _v1 = None
             _k1 = p_c
-            _v2 = Link.POOLED if self._s_byt[co(self._s_cur0[p_c], 0)] != 0 else Link.CLOSED
+            _v2 = _m_POOLED if self._s_byt[co(self._s_cur0[p_c], 0)] != 0 else _m_CLOSED
             _k2 = co(self._s_cur0[p_c], 0)
             _c3 = bool(self._s_cur1[p_c] is not None)
             if _c3:
-                _v4 = Link.POOLED if self._s_byt[co(self._s_cur1[p_c], 0)] != 0 else Link.CLOSED
+                _v4 = _m_POOLED if self._s_byt[co(self._s_cur1[p_c], 0)] != 0 else _m_CLOSED
                 _k4 = co(self._s_cur1[p_c], 0)
-            _c5 = bool(self._s_rep[co(self._s_cur0[p_c], 0)] in fset((Reply.STALE, Reply.ERR)) or (self._s_cur1[p_c] is not None and self._s_rep[co(self._s_cur1[p_c], 0)] in fset((Reply.STALE, Reply.ERR))))
+            _c5 = bool(self._s_rep[co(self._s_cur0[p_c], 0)] in fset((_m_STALE, _m_ERR)) or (self._s_cur1[p_c] is not None and self._s_rep[co(self._s_cur1[p_c], 0)] in fset((_m_STALE, _m_ERR))))
             if _c5:
                 _v6 = chk(self._s_att[p_c] + 1, 0, 2)
                 _k6 = p_c
-                _v7 = CPh.IDLE if self._s_att[p_c] + 1 == 2 else CPh.ISSUE
+                _v7 = _m_IDLE if self._s_att[p_c] + 1 == 2 else _m_ISSUE
                 _k7 = p_c
                 _c8 = bool(self._s_att[p_c] + 1 == 2)
                 if _c8:
@@ -642,7 +678,7 @@ class SlotRingPreFix(MachineBase):
                 _k11 = self._s_ref[p_c] - 1
                 if not 0 <= _k11 < 2:
                     raise Undefined
-                _v12 = CPh.IDLE
+                _v12 = _m_IDLE
                 _k12 = p_c
                 _c13 = bool(self._s_byt[co(self._s_cur0[p_c], 0)] == self._s_ref[p_c] and (self._s_cur1[p_c] is None or self._s_byt[co(self._s_cur1[p_c], 0)] == self._s_ref[p_c]))
                 if _c13:
@@ -707,21 +743,21 @@ class SlotRingPreFix(MachineBase):
         if not 0 <= p_c <= 1:
             return BAD_ARGS
         try:
-            if not self._s_cph[p_c] == CPh.WAIT:
+            if not self._s_cph[p_c] == _m_WAIT:
                 return 0
             _v0 = None
             _k0 = p_c
             _v1 = None
             _k1 = p_c
-            _v2 = Link.CLOSED
+            _v2 = _m_CLOSED
             _k2 = co(self._s_cur0[p_c], 0)
             _c3 = bool(self._s_cur1[p_c] is not None)
             if _c3:
-                _v4 = Link.CLOSED
+                _v4 = _m_CLOSED
                 _k4 = co(self._s_cur1[p_c], 0)
             _v5 = chk(self._s_att[p_c] + 1, 0, 2)
             _k5 = p_c
-            _v6 = CPh.IDLE if self._s_att[p_c] + 1 == 2 else CPh.ISSUE
+            _v6 = _m_IDLE if self._s_att[p_c] + 1 == 2 else _m_ISSUE
             _k6 = p_c
             _c7 = bool(self._s_att[p_c] + 1 == 2)
             if _c7:
@@ -764,28 +800,28 @@ class SlotRingPreFix(MachineBase):
         if not (0 <= p_h <= 1 and isinstance(p_stall, bool)):
             return BAD_ARGS
         try:
-            if not self._s_hph[p_h] == HPh.REQ:
+            if not self._s_hph[p_h] == _m_REQ:
                 return 0
             if not not self._s_wedged[p_h]:
                 return 1
-            _c0 = bool(self._s_st[self._s_hslot[p_h]] == SlotSt.FREE)
+            _c0 = bool(self._s_st[self._s_hslot[p_h]] == _m_FREE)
             if _c0:
-                _v1 = Reply.STALE
+                _v1 = _m_STALE
                 _k1 = p_h
-                _v2 = HPh.DONE
+                _v2 = _m_DONE
                 _k2 = p_h
             else:
-                _c3 = bool(self._s_st[self._s_hslot[p_h]] == SlotSt.READY)
+                _c3 = bool(self._s_st[self._s_hslot[p_h]] == _m_READY)
                 if _c3:
-                    _v4 = SlotSt.READING
+                    _v4 = _m_READING
                     _k4 = self._s_hslot[p_h]
                     _v5 = p_h
                     _k5 = self._s_hslot[p_h]
                 _v6 = ix(self._s_nch, self._s_hgen[p_h], 1, 2) if self._s_rc[self._s_hslot[p_h]] is None else self._s_rc[self._s_hslot[p_h]]
                 _k6 = self._s_hslot[p_h]
-                _v7 = Reply.OK
+                _v7 = _m_OK
                 _k7 = p_h
-                _v8 = HPh.ACCEPTED
+                _v8 = _m_ACCEPTED
                 _k8 = p_h
                 _v9 = p_stall
                 _k9 = p_h
@@ -824,13 +860,13 @@ class SlotRingPreFix(MachineBase):
         if not (0 <= p_h <= 1 and isinstance(p_stall, bool)):
             return BAD_ARGS
         try:
-            if not self._s_hph[p_h] == HPh.ACCEPTED:
+            if not self._s_hph[p_h] == _m_ACCEPTED:
                 return 0
             if not not self._s_wedged[p_h]:
                 return 1
             _v0 = self._s_gen[self._s_hslot[p_h]]
             _k0 = p_h
-            _v1 = HPh.SENDING
+            _v1 = _m_SENDING
             _k1 = p_h
             _v2 = p_stall
             _k2 = p_h
@@ -861,17 +897,17 @@ class SlotRingPreFix(MachineBase):
         if not 0 <= p_h <= 1:
             return BAD_ARGS
         try:
-            if not self._s_hph[p_h] == HPh.SENDING:
+            if not self._s_hph[p_h] == _m_SENDING:
                 return 0
             if not not self._s_wedged[p_h]:
                 return 1
-            _v0 = HPh.SENT
+            _v0 = _m_SENT
             _k0 = p_h
             _v1 = 3 if self._s_gen[self._s_hslot[p_h]] != self._s_snap[p_h] else self._s_snap[p_h]
             _k1 = p_h
             _c2 = bool(self._s_rc[self._s_hslot[p_h]] is None)
             if _c2:
-                _v3 = Fin.RELEASE
+                _v3 = _m_RELEASE
                 _k3 = p_h
                 _v4 = 3
                 _k4 = p_h
@@ -880,12 +916,12 @@ class SlotRingPreFix(MachineBase):
                 if _c5:
                     _v6 = None
                     _k6 = self._s_hslot[p_h]
-                    _v7 = Fin.CONSUME
+                    _v7 = _m_CONSUME
                     _k7 = p_h
                 else:
                     _v8 = chk(co(self._s_rc[self._s_hslot[p_h]], 2) - 1, 1, 2)
                     _k8 = self._s_hslot[p_h]
-                    _v9 = Fin.NONE
+                    _v9 = _m_NONE
                     _k9 = p_h
         except Undefined:
             return UNDEFINED
@@ -922,13 +958,13 @@ class SlotRingPreFix(MachineBase):
         if not (0 <= p_h <= 1 and isinstance(p_junk, bool)):
             return BAD_ARGS
         try:
-            if not self._s_hph[p_h] in fset((HPh.ACCEPTED, HPh.SENDING)):
+            if not self._s_hph[p_h] in fset((_m_ACCEPTED, _m_SENDING)):
                 return 0
             if not not self._s_wedged[p_h]:
                 return 1
-            if not (not p_junk or self._s_hph[p_h] == HPh.SENDING):
+            if not (not p_junk or self._s_hph[p_h] == _m_SENDING):
                 return 2
-            _v0 = HPh.FAILED
+            _v0 = _m_FAILED
             _k0 = p_h
             _c1 = bool(p_junk)
             if _c1:
@@ -937,18 +973,18 @@ class SlotRingPreFix(MachineBase):
                 _v3 = 2
                 _k3 = p_h
             else:
-                _v4 = Reply.ERR
+                _v4 = _m_ERR
                 _k4 = p_h
             _c5 = bool(co(self._s_rc[self._s_hslot[p_h]], 0) - 1 <= 0)
             if _c5:
                 _v6 = None
                 _k6 = self._s_hslot[p_h]
-                _v7 = Fin.RELEASE
+                _v7 = _m_RELEASE
                 _k7 = p_h
             else:
                 _v8 = chk(co(self._s_rc[self._s_hslot[p_h]], 2) - 1, 1, 2)
                 _k8 = self._s_hslot[p_h]
-                _v9 = Fin.NONE
+                _v9 = _m_NONE
                 _k9 = p_h
         except Undefined:
             return UNDEFINED
@@ -986,18 +1022,18 @@ class SlotRingPreFix(MachineBase):
         if not 0 <= p_h <= 1:
             return BAD_ARGS
         try:
-            if not self._s_hph[p_h] in fset((HPh.SENT, HPh.FAILED)):
+            if not self._s_hph[p_h] in fset((_m_SENT, _m_FAILED)):
                 return 0
             if not not self._s_wedged[p_h]:
                 return 1
-            _v0 = HPh.DONE
+            _v0 = _m_DONE
             _k0 = p_h
-            _v1 = SlotSt.FREE if self._s_fin[p_h] == Fin.CONSUME else SlotSt.READY if self._s_fin[p_h] == Fin.RELEASE and self._s_st[self._s_hslot[p_h]] == SlotSt.READING else self._s_st[self._s_hslot[p_h]]
+            _v1 = _m_FREE if self._s_fin[p_h] == _m_CONSUME else _m_READY if self._s_fin[p_h] == _m_RELEASE and self._s_st[self._s_hslot[p_h]] == _m_READING else self._s_st[self._s_hslot[p_h]]
             _k1 = self._s_hslot[p_h]
-            _c2 = bool(self._s_fin[p_h] == Fin.CONSUME and self._s_st[self._s_hslot[p_h]] != SlotSt.FREE or (self._s_fin[p_h] == Fin.RELEASE and self._s_st[self._s_hslot[p_h]] == SlotSt.READING))
+            _c2 = bool(self._s_fin[p_h] == _m_CONSUME and self._s_st[self._s_hslot[p_h]] != _m_FREE or (self._s_fin[p_h] == _m_RELEASE and self._s_st[self._s_hslot[p_h]] == _m_READING))
             if _c2:
                 _v3 = self._s_badFin or self._s_opener[self._s_hslot[p_h]] != p_h
-                _v4 = self._s_badGuard or self._s_st[self._s_hslot[p_h]] != SlotSt.READING
+                _v4 = self._s_badGuard or self._s_st[self._s_hslot[p_h]] != _m_READING
         except Undefined:
             return UNDEFINED
         if commit:
@@ -1032,21 +1068,21 @@ class SlotRingPreFix(MachineBase):
     def _inv_no_silent_loss(self) -> bool:
         """invariant no_silent_loss"""
         try:
-            return bool(all([not (self._s_resolved[p_g - 1] and (not any([self._s_gen[p_s] == p_g and self._s_st[p_s] != SlotSt.FREE for p_s in range(0, 1)]))) or (self._s_okOwn[p_g - 1] or p_g in self._s_lost) for p_g in range(1, 3)]))
+            return bool(all([not (self._s_resolved[p_g - 1] and (not any([self._s_gen[p_s] == p_g and self._s_st[p_s] != _m_FREE for p_s in range(0, 1)]))) or (self._s_okOwn[p_g - 1] or p_g in self._s_lost) for p_g in range(1, 3)]))
         except Undefined:
             return False
 
     def _inv_no_ghost_ready(self) -> bool:
         """invariant no_ghost_ready"""
         try:
-            return bool(all([not self._s_st[p_s] == SlotSt.READY or ix(self._s_deliv, self._s_gen[p_s], 1, 2) == 0 for p_s in range(0, 1)]))
+            return bool(all([not self._s_st[p_s] == _m_READY or ix(self._s_deliv, self._s_gen[p_s], 1, 2) == 0 for p_s in range(0, 1)]))
         except Undefined:
             return False
 
     def _inv_ready_count_exact(self) -> bool:
         """invariant ready_count_exact"""
         try:
-            return bool(self._s_ec == len(fset([p_s for p_s in range(0, 1) if self._s_st[p_s] == SlotSt.READY])))
+            return bool(self._s_ec == len(fset([p_s for p_s in range(0, 1) if self._s_st[p_s] == _m_READY])))
         except Undefined:
             return False
 
@@ -1060,7 +1096,7 @@ class SlotRingPreFix(MachineBase):
     def _inv_endpoint_in_sync(self) -> bool:
         """invariant endpoint_in_sync"""
         try:
-            return bool(all([not self._s_link[p_h] == Link.POOLED or self._s_unread[p_h] == 0 for p_h in range(0, 2)]))
+            return bool(all([not self._s_link[p_h] == _m_POOLED or self._s_unread[p_h] == 0 for p_h in range(0, 2)]))
         except Undefined:
             return False
 

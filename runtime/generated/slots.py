@@ -23,6 +23,11 @@ class SlotState(enum.IntEnum):
     READY = 2
 
 
+_m_FREE = SlotState.FREE
+_m_WRITING = SlotState.WRITING
+_m_READY = SlotState.READY
+
+
 class SlotsSnapshot(NamedTuple):
     """The machine's state: one field per spec variable; a map is a tuple by key position.
 
@@ -92,9 +97,9 @@ class Slots(MachineBase):
         if not (0 <= p_w <= 2 and 0 <= p_s <= 5):
             return BAD_ARGS
         try:
-            if not self._s_state[p_s] == SlotState.FREE:
+            if not self._s_state[p_s] == _m_FREE:
                 return 0
-            _v0 = SlotState.WRITING
+            _v0 = _m_WRITING
             _k0 = p_s
             _v1 = p_w
             _k1 = p_s
@@ -124,11 +129,11 @@ class Slots(MachineBase):
         if not (0 <= p_w <= 2 and 0 <= p_s <= 5):
             return BAD_ARGS
         try:
-            if not self._s_state[p_s] == SlotState.WRITING:
+            if not self._s_state[p_s] == _m_WRITING:
                 return 0
             if not self._s_owner[p_s] == p_w:
                 return 1
-            _v0 = SlotState.READY
+            _v0 = _m_READY
             _k0 = p_s
             _v1 = self._s_fin[p_s] | fset((p_w,))
             _k1 = p_s
@@ -158,9 +163,9 @@ class Slots(MachineBase):
         if not 0 <= p_s <= 5:
             return BAD_ARGS
         try:
-            if not self._s_state[p_s] == SlotState.READY:
+            if not self._s_state[p_s] == _m_READY:
                 return 0
-            _v0 = SlotState.FREE
+            _v0 = _m_FREE
             _k0 = p_s
             _v1 = EMPTY
             _k1 = p_s

@@ -19,6 +19,11 @@ class Phase(enum.IntEnum):
     DONE = 2
 
 
+_m_IDLE = Phase.IDLE
+_m_BUSY = Phase.BUSY
+_m_DONE = Phase.DONE
+
+
 class FeaturesSnapshot(NamedTuple):
     """The machine's state: one field per spec variable; a map is a tuple by key position.
 
@@ -101,11 +106,11 @@ class Features(MachineBase):
         if not 0 <= p_i <= 2:
             return BAD_ARGS
         try:
-            if not self._s_phase[p_i] == Phase.IDLE:
+            if not self._s_phase[p_i] == _m_IDLE:
                 return 0
             if not self._s_holder is None:
                 return 1
-            _v0 = Phase.BUSY
+            _v0 = _m_BUSY
             _k0 = p_i
             _v1 = p_i
             _v2 = self._s_members | fset((p_i,))
@@ -138,7 +143,7 @@ class Features(MachineBase):
         try:
             if not self._s_holder == p_i:
                 return 0
-            _v0 = Phase.DONE
+            _v0 = _m_DONE
             _k0 = p_i
             _v1 = None
             _c2 = bool(len(self._s_members) >= 2)
@@ -179,11 +184,11 @@ class Features(MachineBase):
         if not 0 <= p_i <= 2:
             return BAD_ARGS
         try:
-            if not self._s_phase[p_i] == Phase.DONE:
+            if not self._s_phase[p_i] == _m_DONE:
                 return 0
             if not not p_i in self._s_members - fset((p_i,)):
                 return 1
-            _v0 = Phase.IDLE
+            _v0 = _m_IDLE
             _k0 = p_i
             _v1 = self._s_members - fset((p_i,)) if p_i in self._s_members & fset((p_i,)) else self._s_members
         except Undefined:
@@ -196,14 +201,14 @@ class Features(MachineBase):
     def _inv_one_holder(self) -> bool:
         """invariant one_holder"""
         try:
-            return bool(all([not self._s_phase[p_i] == Phase.BUSY or self._s_holder == p_i for p_i in range(0, 3)]))
+            return bool(all([not self._s_phase[p_i] == _m_BUSY or self._s_holder == p_i for p_i in range(0, 3)]))
         except Undefined:
             return False
 
     def _inv_holder_busy(self) -> bool:
         """invariant holder_busy"""
         try:
-            return bool(not self._s_holder is not None or self._s_phase[co(self._s_holder, 0)] == Phase.BUSY)
+            return bool(not self._s_holder is not None or self._s_phase[co(self._s_holder, 0)] == _m_BUSY)
         except Undefined:
             return False
 
@@ -217,7 +222,7 @@ class Features(MachineBase):
     def _inv_busy_is_member(self) -> bool:
         """invariant busy_is_member"""
         try:
-            return bool(all([not self._s_phase[p_i] == Phase.BUSY or p_i in self._s_members for p_i in range(0, 3)]))
+            return bool(all([not self._s_phase[p_i] == _m_BUSY or p_i in self._s_members for p_i in range(0, 3)]))
         except Undefined:
             return False
 
@@ -238,7 +243,7 @@ class Features(MachineBase):
     def _inv_some_idle(self) -> bool:
         """invariant some_idle"""
         try:
-            return bool(any([self._s_phase[p_i] != Phase.DONE for p_i in range(0, 3)]))
+            return bool(any([self._s_phase[p_i] != _m_DONE for p_i in range(0, 3)]))
         except Undefined:
             return False
 
