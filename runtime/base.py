@@ -157,7 +157,8 @@ class Recorder:
     """Writes each transition of the machines attached to it as one JSON line.
 
     ``{"seq", "time", "machine", "role", "action", "args", "pid"}``: ``seq`` counts this
-    recorder's events, ``time`` is wall-clock seconds, ``args`` maps parameter names to
+    recorder's events (machines sharing a recorder under different locks may append them
+    slightly out of order; replay orders each file by seq), ``time`` is wall-clock seconds, ``args`` maps parameter names to
     values (enum members by name). Each process writes its own file (``for_process``);
     ``racefree replay`` merges them. Lines are buffered and written in batches: call
     ``close()`` (or use ``with``) to flush; an unclosed recorder flushes at exit.
@@ -168,8 +169,8 @@ class Recorder:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        self._seq = 0
-        self._buf: list[str] = []
+        self._seq = itertools.count(1)
+        self._buf: deque[str] = deque()
         self._lock = threading.Lock()
         self._pid = os.getpid()
         _OPEN_RECORDERS.add(self)
@@ -182,23 +183,25 @@ class Recorder:
         return cls(d / f"{stem}-{os.getpid()}.jsonl")
 
     def record(self, info: ActionInfo, args: tuple[Any, ...]) -> None:
-        # One %-format per event into a string (strings are not traced by the garbage collector,
-        # unlike a buffer of tuples); written in batches.
+        # Lock-free on the hot path: next() on a count and deque.append are atomic, and the
+        # writer drains with popleft, so a concurrent append is never lost. Each event is one
+        # %-format into a string (strings are not traced by the garbage collector).
         conv = info.args_conv
         if conv is not None:
             args = tuple(c(v) for c, v in zip(conv, args, strict=True))
-        with self._lock:
-            self._seq += 1
-            # "time" is wall-clock seconds, written from integer nanoseconds (a float's repr costs 4x).
-            self._buf.append(info.line_fmt % (self._seq, *divmod(time.time_ns(), 1_000_000_000), *args, self._pid))
-            if len(self._buf) >= self.BATCH:
+        # "time" is wall-clock seconds, written from integer nanoseconds (a float's repr costs 4x).
+        buf = self._buf
+        buf.append(info.line_fmt % (next(self._seq), *divmod(time.time_ns(), 1_000_000_000), *args, self._pid))
+        if len(buf) >= self.BATCH:
+            with self._lock:
                 self._write()
 
     def _write(self) -> None:
-        buf, self._buf = self._buf, []
+        """Drain the buffer into the file; caller holds ``_lock``."""
         if self._file is None:
             raise ValueError(f"recorder {self.path} is closed")
-        self._file.write("".join(buf))
+        buf = self._buf
+        self._file.write("".join([buf.popleft() for _ in range(len(buf))]))
 
     def flush(self) -> None:
         with self._lock:

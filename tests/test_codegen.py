@@ -274,3 +274,20 @@ def test_diagram_and_transitions_interop(run_cli) -> None:
     assert model.state == "IDLE"  # type: ignore[attr-defined]
     code, _, err = run_cli("diagram", str(EXAMPLES / "slots.rf"), "Slots", "--cell", "nope")
     assert code == 2 and "no cell nope" in err
+
+
+def test_a_recorder_shared_by_threads_loses_nothing(tmp_path: Path) -> None:
+    def run(m: slots.Slots) -> None:
+        for i in range(2000):
+            m.claim(0, i % 6)
+            m.finalise(0, i % 6)
+            m.consume(i % 6)
+
+    with Recorder(tmp_path / "shared.jsonl") as rec:
+        threads = [threading.Thread(target=run, args=(slots.Slots(recorder=rec),)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    seqs = sorted(int(line.split(",")[0].split(":")[1]) for line in (tmp_path / "shared.jsonl").open())
+    assert seqs == list(range(1, 4 * 6000 + 1))
