@@ -21,3 +21,13 @@ def test_slot_benchmark_paths_run() -> None:
 def test_liveness_benchmark_paths_run() -> None:
     liveness.prove_time(liveness.instance(2, 2, "SlotsLive"))
     assert liveness.lasso_time(liveness.instance(2, 2, "SlotsLiveUnfairReader"))[1] == 5
+
+
+def test_runtime_benchmark_paths_run(tmp_path) -> None:
+    import generated_runtime as runtime  # bench/generated_runtime.py
+
+    rows = dict(runtime.transition_table(30, 1))
+    assert len(rows) == 6 and all(us > 0 for us in rows.values())
+    runtime.write_trace(tmp_path / "t.jsonl", 300)
+    rate, parse_rate, events = runtime.replay_rate(tmp_path / "t.jsonl")
+    assert events == 300 and rate > 0 and parse_rate > 0

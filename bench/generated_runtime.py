@@ -1,7 +1,7 @@
 """Generated-runtime benchmark: the cost of one transition, and racefree replay's throughput.
 
-    python bench/runtime.py             # 200k transitions per variant, replay of 1M events
-    python bench/runtime.py --quick     # smaller
+    python bench/generated_runtime.py             # 200k transitions per variant, replay of 1M events
+    python bench/generated_runtime.py --quick     # smaller
 
 The workload is the Slots example (3 writers, 6 slots): claim, finalise, consume
 in a cycle, every call enabled. Baselines run in the same process:
