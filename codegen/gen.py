@@ -136,13 +136,14 @@ def drift(planned: list[Planned], outdir: Path) -> list[Drift]:
 
 def write(planned: list[Planned], outdir: Path) -> tuple[list[Path], list[Path]]:
     """Write what changed (atomically, file by file) and remove extra generated files."""
+    for p in planned:  # refuse before writing anything
+        if p.path.exists() and not is_generated(p.path):
+            raise GenError(f"{p.path} exists and was not written by racefree gen; move it away or choose -o")
     outdir.mkdir(parents=True, exist_ok=True)
     changed: list[Path] = []
     for p in planned:
         if p.path.exists() and p.path.read_text(encoding="utf-8") == p.text:
             continue
-        if p.path.exists() and not is_generated(p.path):
-            raise GenError(f"{p.path} exists and was not written by racefree gen; move it away or choose -o")
         tmp = p.path.with_name(f".{p.path.name}.tmp")
         tmp.write_text(p.text, encoding="utf-8")
         os.replace(tmp, p.path)

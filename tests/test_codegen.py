@@ -291,3 +291,14 @@ def test_a_recorder_shared_by_threads_loses_nothing(tmp_path: Path) -> None:
             t.join()
     seqs = sorted(int(line.split(",")[0].split(":")[1]) for line in (tmp_path / "shared.jsonl").open())
     assert seqs == list(range(1, 4 * 6000 + 1))
+
+
+def test_gen_never_overwrites_a_file_it_did_not_write(tmp_path: Path, run_cli) -> None:
+    spec = tmp_path / "toy.rf"
+    spec.write_text((EXAMPLES / "slots.rf").read_text())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "slots_live.py").write_text("# mine\n")
+    code, _, err = run_cli("gen", str(spec), "-o", str(out))
+    assert code == 2 and "was not written by racefree gen" in err
+    assert sorted(p.name for p in out.iterdir()) == ["slots_live.py"]  # nothing else written
