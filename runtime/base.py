@@ -73,7 +73,7 @@ class ActionInfo:
     # Filled by MachineBase.__init_subclass__: this action's event line as a %-format of
     # (seq, time, *args, pid), and how to show enum and bool arguments (None: all integers).
     line_fmt: str = field(default="", compare=False)
-    args_conv: tuple[Callable[[Any], str], ...] | None = field(default=None, compare=False)
+    args_conv: tuple[Callable[[Any], object], ...] | None = field(default=None, compare=False)
 
     def instances(self) -> Iterator[tuple[Any, ...]]:
         """Every argument tuple of the parameters' domains."""
@@ -88,7 +88,7 @@ class ActionInfo:
         return ", ".join(f"{n}={_show(t, v)}" for (n, t), v in zip(self.params, args, strict=False))
 
 
-def _args_format(info: ActionInfo) -> tuple[str, tuple[Callable[[Any], str], ...] | None]:
+def _args_format(info: ActionInfo) -> tuple[str, tuple[Callable[[Any], object], ...] | None]:
     parts, conv = [], []
     for name, ty in info.params:
         if isinstance(ty, TEnum):
