@@ -134,6 +134,11 @@ class _Body:
         return compute, commit
 
 
+def _timeout_kwonly() -> list[tuple[ast.arg, ast.expr]]:
+    """``*, timeout: float | None = None`` of a wait-policy action."""
+    return [(make_arg("timeout", ast.BinOp(make_name("float"), ast.BitOr(), make_const(None))), make_const(None))]
+
+
 def _param_check(p: ir.Param) -> ast.expr:
     v = make_name(local_name(p.name))
     match p.ty:
@@ -268,8 +273,7 @@ class MachineModule:
         guard = " and ".join(show_expr(c) for c in a.requires) or "true"
         doc = f"Role {a.role}. Requires: {guard if len(guard) <= 300 else guard[:297] + '...'}\n\n"
         if a.policy == "wait":
-            timeout = [(make_arg("timeout", ast.BinOp(make_name("float"), ast.BitOr(), make_const(None))),
-                        make_const(None))]
+            timeout = _timeout_kwonly()
             doc += "Blocks until enabled (GuardTimeout after ``timeout`` seconds)."
             sync = make_method(a.name, self._params(a), [make_return(make_call(
                 make_attr("self", "_wait"), info, args, make_name("timeout")))], make_name("bool"), kwonly=timeout,
@@ -336,8 +340,7 @@ class MachineModule:
                 kwonly: list[tuple[ast.arg, ast.expr]] = []
                 kw: dict[str, ast.expr] = {}
                 if a.policy == "wait":
-                    kwonly = [(make_arg("timeout", ast.BinOp(make_name("float"), ast.BitOr(), make_const(None))),
-                               make_const(None))]
+                    kwonly = _timeout_kwonly()
                     kw = {"timeout": make_name("timeout")}
                 target = make_attr(make_attr("self", "_machine"), a.name)
                 methods.append(make_method(a.name, self._params(a), [make_return(make_call(target, *call_args, **kw))],

@@ -320,7 +320,7 @@ class MachineBase:
         with self._lock:
             code = self._attempt(info)(*args, False)
         if code == BAD_ARGS:
-            raise ArgumentError(f"{self.MACHINE}.{action}: argument outside its domain: {info.show_args(args)}")
+            raise self._bad_args(info, args)
         return code == DONE
 
     def enabled_instances(self) -> list[tuple[str, tuple[Any, ...]]]:
@@ -423,10 +423,13 @@ class MachineBase:
         for fn in self._listeners:
             fn(info.name, args)
 
+    def _bad_args(self, info: ActionInfo, args: tuple[Any, ...]) -> ArgumentError:
+        return ArgumentError(f"{self.MACHINE}.{info.name}: argument outside its domain: {info.show_args(args)}")
+
     def _refused(self, info: ActionInfo, args: tuple[Any, ...], code: int) -> bool:
         """A raise/ignore-policy action whose guard failed (or whose arguments are bad)."""
         if code == BAD_ARGS:
-            raise ArgumentError(f"{self.MACHINE}.{info.name}: argument outside its domain: {info.show_args(args)}")
+            raise self._bad_args(info, args)
         if info.policy == "ignore":
             _log_ignored(self.MACHINE, info, args, code)
             return False
