@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from racefree.spec import errors, ir
-from racefree.spec.loader import load_file
+from racefree.spec.loader import load_file, load_instance, parse_consts
 from racefree.spec.printer import show
 
 from . import render
@@ -164,11 +164,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     spec = load_file(args.spec)
     chosen = None
+    if args.const and not args.machine:
+        raise errors.bad_const_override(errors.Loc(args.spec, 1, 1), args.const[0], "needs a machine",
+                                        "name it with --machine")
     if args.machine:
         chosen = next((m for m in spec.machines if m.name == args.machine), None)
         if chosen is None:
             raise errors.unknown_name(errors.Loc(args.spec, 1, 1), args.machine, "machine",
                                       [m.name for m in spec.machines])
+        if args.const:
+            chosen = load_instance(args.spec, args.machine, parse_consts(args.const, args.spec))
     paths = [Path(p) for p in args.traces]
     started = time.perf_counter()
     machine, streams = traces.read_events(paths, chosen, spec)
@@ -254,7 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("traces", nargs="+", help="event files (one per process; merged by time)")
     r.add_argument("--machine", help="the machine to check (default: the one the events name)")
     r.add_argument("--context", type=int, default=10, help="events shown before a failure (default 10)")
+    r.add_argument("--const", action="append", default=[], metavar="NAME=VALUE",
+                   help="the machine at other sizes, as the runtime ran it (repeatable; needs --machine)")
     r.set_defaults(func=cmd_replay)
+
+    from .demo import add_demo_parser
+
+    add_demo_parser(sub)
 
     d = sub.add_parser("diagram", help="draw a machine's control states (Mermaid stateDiagram-v2 or transitions)")
     d.add_argument("file")

@@ -47,6 +47,7 @@ CATALOG: dict[str, str] = {
     "RF028": "definition that uses itself",
     "RF030": "spec cannot become a Python module (name clash)",
     "RF040": "malformed event trace",
+    "RF041": "malformed constant override",
 }
 
 
@@ -174,3 +175,8 @@ def cyclic_definition(loc: Loc, name: str) -> SpecError:
 
 def bad_trace(loc: Loc, message: str, hint: str | None = None) -> SpecError:
     return _err("RF040", message, loc, hint=hint)
+
+
+def bad_const_override(loc: Loc, item: str, why: str = "is not NAME=INTEGER",
+                       hint: str = "for example --const S=20") -> SpecError:
+    return _err("RF041", f"constant override '{item}' {why}", loc, hint=hint)

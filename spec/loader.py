@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from . import errors, ir
@@ -17,9 +19,46 @@ def load_text(text: str, path: str = "<string>") -> ir.SpecFile:
 
 
 def load_file(path: str | Path) -> ir.SpecFile:
-    p = Path(path)
+    return load_text(read_spec_text(path), str(path))
+
+
+def read_spec_text(path: str | Path) -> str:
     try:
-        text = p.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise errors.unreadable_file(errors.Loc(str(path), 1, 1), exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) from None
-    return load_text(text, str(path))
+
+
+def load_instance(path: str | Path, machine: str, consts: Mapping[str, int]) -> ir.Machine:
+    """One machine of a spec file at other sizes: its named constants replaced, then type-checked.
+
+    Constants derived from them (``const K = A + 3 + E``) follow, so a deployment runs the
+    checked machine at its own sizes (``racefree replay --const S=20``, the ckpt runtime).
+    """
+    text = read_spec_text(path)
+    merged = {m.name: m for m in merge(parse_text(text, str(path)))}
+    where = errors.Loc(str(path), 1, 1)
+    if machine not in merged:
+        raise errors.unknown_name(where, machine, "machine", list(merged))
+    m = merged[machine]
+    names = [c.name for c in m.consts]
+    for name in consts:
+        if name not in names:
+            raise errors.unknown_name(where, name, f"constant of {machine}", names)
+    m = replace(m, consts=tuple(replace(c, value=ir.IntLit(consts[c.name], c.loc)) if c.name in consts else c
+                                for c in m.consts))
+    return check_machine(m)
+
+
+def parse_consts(items: list[str], where: str) -> dict[str, int]:
+    """``NAME=VALUE`` command-line items (``--const S=20``) as a dict; RF041 on a malformed one."""
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.isidentifier():
+                raise ValueError
+            out[name] = int(value)
+        except ValueError:
+            raise errors.bad_const_override(errors.Loc(where, 1, 1), item) from None
+    return out

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from racefree.spec import ir
-from racefree.spec.loader import load_file
+from racefree.spec.loader import load_file, load_instance
 from racefree.verification.engine import MachineChecker, Options
 
 PROTOCOLS = Path(__file__).resolve().parent.parent / "spec" / "protocols"
@@ -23,7 +23,7 @@ STATE_COUNTS = {
     "SlotRingFencedLeaseReaper": 121_717,
     "GpuAllocPreFix": 46, "GpuAllocHooksWired": 5_249, "GpuAllocPostFix": 26_587, "GpuAllocFenced": 6_116,
     "CkptPreFix": 1_873, "CkptPostFix": 2_623, "CkptPostFixEval": 21_252, "CkptPostFixResume": 33_732,
-    "CkptPostFixResumePrune": 9_340, "CkptFenced": 10_504,
+    "CkptPostFixResumePrune": 9_340, "CkptFenced": 7_874,
 }
 
 # (machine, property) -> (the brief's trace and its length, the expected action sequence or None)
@@ -118,3 +118,23 @@ def test_every_expectation_of_every_variant_is_covered() -> None:
 def test_fenced_variants_hold_everything_unbounded(name: str) -> None:
     for res in checker(name).check_all():
         assert res.verdict == "holds" and res.bound is None, (res.prop, res.verdict)
+
+
+@pytest.mark.parametrize("consts", [{"S": 6, "I": 0}, {"S": 7, "I": 2}])
+def test_fenced_disk_bound_beyond_the_default_instance(consts: dict[str, int]) -> None:
+    """The bound K = A + 3 + E the ckpt runtime relies on at its own sizes (`racefree demo ckpt` found
+    that without purging before the next publish it fails from S = 6 with I = 0)."""
+    m = load_instance(PROTOCOLS / "ckpt_retention.rf", "CkptFenced", consts)
+    res = MachineChecker(m, Options()).check("bounded_disk")
+    assert res.verdict == "holds" and res.bound is None, res
+
+
+def test_fenced_disk_bound_needs_the_purge_before_publish(tmp_path: Path) -> None:
+    """Teeth for the test above: the fenced variant without the `trash == {}` guard breaks the bound."""
+    text = (PROTOCOLS / "ckpt_retention.rf").read_text()
+    guard = "requires tpc == TOP and n > 0 and trash == {}"
+    assert guard in text
+    spec = tmp_path / "ckpt_retention.rf"
+    spec.write_text(text.replace(guard, "requires tpc == TOP and n > 0"))
+    res = MachineChecker(load_instance(spec, "CkptFenced", {"S": 6, "I": 0}), Options()).check("bounded_disk")
+    assert res.verdict == "violated" and res.trace

@@ -1,0 +1,62 @@
+"""What every actor shares: its store, its counters, its deadline, and when the run is over."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CkptError
+from .store import ProtocolStore
+
+
+@dataclass
+class Stats:
+    """What one actor saw; the demo sums them into its report."""
+
+    actor: str
+    loads_ok: int = 0
+    load_failures: int = 0
+    torn_reads: int = 0
+    divergences: int = 0          # the machine's verdict on a load differed from the disk's
+    errors: list[str] = field(default_factory=list)
+    max_dirs: int = 0
+    transitions: int = 0
+    bookkeeping_s: float = 0.0    # time in protocol transactions (lock, state, guard, small files)
+
+    def failed(self, exc: CkptError) -> None:
+        from .errors import TornRead
+
+        if isinstance(exc, TornRead):
+            self.torn_reads += 1
+        else:
+            self.load_failures += 1
+        self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def write(self, folder: Path, store: ProtocolStore | None) -> None:
+        if store is not None:
+            self.max_dirs = max(self.max_dirs, store.max_dirs)
+            self.transitions = store.committed
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{self.actor}-{os.getpid()}.json").write_text(json.dumps(asdict(self)))
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def check(self, what: str) -> None:
+        if time.monotonic() > self.at:
+            raise TimeoutError(f"gave up waiting for {what}")
+
+
+def run_over(store: ProtocolStore, snap: Any) -> bool:
+    """The spec's ``terminal finished``: crashed, or every batch shipped, the trainer done and no newer load."""
+    if snap.crashed:
+        return True
+    if not (snap.tpc.name == "DONE" and snap.s == store.config.steps and snap.poll.name == "IDLE"):
+        return False
+    return not any(a == "poll_start" for a, _ in store.machine.enabled_instances())

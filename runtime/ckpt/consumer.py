@@ -1,0 +1,193 @@
+"""Readers: the inference readers the orchestrator fans a load out to, and an eval reader.
+
+The spec has one server standing for every reader the orchestrator asks (prime-rl's
+``gather``): its ``open`` is the first reader's open (fenced: the pin, under the lock),
+its ``read`` is the last reader's final shard read, taken in the same transaction as
+that read, so the machine's verdict is the disk's at that instant. Every reader records
+what it loaded in ``consumers/<id>.json`` (tmp + fsync + replace, with the run epoch).
+
+A load is typed at its boundary: a missing folder or shard is ``StepMissing``, a
+refused pin ``StepRetired``, a half-written shard ``TornRead``, a shard that differs
+from its manifest ``ManifestMismatch``; the reader counts it and keeps serving.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import Deadline, Stats, run_over
+from .errors import CkptError, LoadFailed, StepRetired, TornRead
+from .files import listed_shards, load_shard, read_json, read_manifest, write_json
+from .launcher import check_epoch, read_epoch
+from .store import ProtocolStore
+
+POLL_S = 0.005
+DONE = ("ok", "failed", "torn")
+
+
+class Reader:
+    """One inference reader: waits to be asked, lags, loads the target, records it."""
+
+    def __init__(self, store: ProtocolStore, name: str, *, lag_s: float = 0.0, stats: Stats | None = None) -> None:
+        self.store, self.name, self.lag_s = store, name, lag_s
+        self.layout = store.layout
+        self.fenced = store.config.policy == "fenced"
+        self.stats = stats or Stats(name)
+        self.epoch = read_epoch(self.layout)
+        self.record: dict[str, Any] = {"epoch": self.epoch, "loaded": None, "pin": None, "target": None,
+                                       "status": "idle", "role": "reader"}
+        self.handled: tuple[int, int] | None = None  # (the machine's epoch, target) last loaded
+
+    def register(self) -> None:
+        with self.store.transaction():
+            self._write()
+
+    def _write(self) -> None:
+        write_json(self.layout.record(self.name), self.record)
+
+    def run(self, deadline: Deadline) -> None:
+        self.register()
+        while True:
+            deadline.check(f"{self.name}'s next load")
+            snap = self.store.peek()
+            if run_over(self.store, snap) and snap.rd.name in ("RIDLE", "FAILED"):
+                return
+            if snap.rd.name in ("QUEUED", "READING") and (snap.epoch, snap.ptgt) != self.handled:
+                self.handled = (snap.epoch, snap.ptgt)
+                self.load(snap.ptgt)
+            else:
+                time.sleep(POLL_S)
+
+    def load(self, t: int) -> None:
+        """Load step t as part of the current fan-out."""
+        time.sleep(self.lag_s)  # the lagging reader: sleeps after being asked
+        self.record.update(target=t, status="reading", pin=t if self.fenced else None)
+        shards: list[tuple[Path, dict[str, Any] | None]] = []
+        error: CkptError | None = None
+        with self.store.transaction() as m:
+            check_epoch(self.layout, self.epoch)
+            if m.snapshot().rd.name == "QUEUED":
+                m.open()  # the first reader's open: fenced, this is the pin
+            snap = m.snapshot()
+            try:
+                if snap.rd.name == "FAILED" and self.fenced:
+                    raise StepRetired(t, _floor(snap))  # refused before any read
+                shards = self._shards(t)  # the upstream policies just list the folder and find it gone
+                if snap.rd.name == "FAILED":
+                    self.stats.divergences += 1  # the machine saw no shard, the disk has one
+            except CkptError as exc:
+                error = exc
+            self._write()
+        for path, entry in shards[:-1]:
+            if error is None:
+                try:
+                    load_shard(path, t, entry)
+                except LoadFailed as exc:
+                    error = exc
+            time.sleep(self.lag_s / max(1, len(shards)))  # and between shards
+        with self.store.transaction() as m:
+            if shards and error is None:
+                try:
+                    load_shard(shards[-1][0], t, shards[-1][1])
+                except LoadFailed as exc:
+                    error = exc
+            status = "ok" if error is None else "torn" if isinstance(error, TornRead) else "failed"
+            self.record.update(status=status, pin=None, loaded=t if error is None else self.record["loaded"])
+            self._write()
+            statuses = self._statuses(t)
+            if m.snapshot().rd.name == "READING" and statuses is not None:
+                m.read()  # the machine's verdict on the fan-out
+                # a torn read completes (and corrupts the weights) in the model too: no_torn_read breaks
+                if (m.snapshot().rd.name == "OK") != all(s in ("ok", "torn") for s in statuses):
+                    self.stats.divergences += 1
+        if error is not None:
+            self.stats.failed(error)
+        else:
+            self.stats.loads_ok += 1
+
+    def _shards(self, t: int) -> list[tuple[Path, dict[str, Any] | None]]:
+        folder = self.layout.step(t)
+        if self.fenced:
+            return [(folder / e["name"], e) for e in read_manifest(folder, t)]
+        return [(p, None) for p in listed_shards(folder, t)]
+
+    def _statuses(self, t: int) -> list[str] | None:
+        """Every registered reader's status for target t of this epoch; None while one is still loading."""
+        out = []
+        for path in sorted(self.layout.consumers.glob("*.json")):
+            rec = read_json(path)
+            if rec is None or rec.get("role") != "reader":
+                continue
+            if rec.get("epoch") != self.epoch or rec.get("target") != t or rec.get("status") not in DONE:
+                return None
+            out.append(str(rec["status"]))
+        return out if len(out) >= self.store.config.readers else None  # one has not registered yet
+
+
+def _floor(snap: Any) -> int | None:
+    if snap.LS is None or snap.ver is None:
+        return None
+    return int(min(snap.LS, snap.ver))
+
+
+class EvalReader:
+    """The eval reader (fenced, E = 1): pins an old published step, reads it slowly, clears the pin."""
+
+    def __init__(self, store: ProtocolStore, name: str = "eval", *, lag_s: float = 0.0, start_at: int = 2,
+                 stats: Stats | None = None) -> None:
+        self.store, self.name, self.lag_s, self.start_at = store, name, lag_s, start_at
+        self.layout = store.layout
+        self.stats = stats or Stats(name)
+        self.epoch = read_epoch(self.layout)
+
+    def run(self, deadline: Deadline) -> None:
+        while True:
+            deadline.check("the eval reader's step")
+            snap = self.store.peek()
+            if snap.ev.name != "EIDLE" or run_over(self.store, snap):
+                return
+            if snap.n >= self.start_at and snap.stable:
+                self.evaluate()
+                return
+            time.sleep(POLL_S)
+
+    def evaluate(self) -> None:
+        shards: list[tuple[Path, dict[str, Any] | None]] = []
+        error: CkptError | None = None
+        with self.store.transaction() as m:
+            check_epoch(self.layout, self.epoch)
+            choices = [args[0] for a, args in m.enabled_instances() if a == "eval_open"]
+            if not choices:
+                return
+            v = min(choices)  # the oldest published step: the one retirement would take first
+            m.eval_open(v)
+            write_json(self.layout.record(self.name), {"epoch": self.epoch, "loaded": None, "pin": v, "role": "eval"})
+            try:
+                if m.snapshot().ev.name != "EREADING":
+                    raise StepRetired(v, _floor(m.snapshot()))
+                shards = [(self.layout.step(v) / e["name"], e) for e in read_manifest(self.layout.step(v), v)]
+            except CkptError as exc:
+                error = exc
+        for path, entry in shards[:-1]:
+            time.sleep(self.lag_s / max(1, len(shards)))
+            if error is None:
+                try:
+                    load_shard(path, v, entry)
+                except LoadFailed as exc:
+                    error = exc
+        time.sleep(self.lag_s / max(1, len(shards)))
+        with self.store.transaction() as m:
+            if shards and error is None:
+                try:
+                    load_shard(shards[-1][0], v, shards[-1][1])
+                except LoadFailed as exc:
+                    error = exc
+            if m.snapshot().ev.name == "EREADING":
+                m.eval_read()
+            write_json(self.layout.record(self.name), {"epoch": self.epoch, "loaded": None, "pin": None, "role": "eval"})
+        if error is not None:
+            self.stats.failed(error)
+        else:
+            self.stats.loads_ok += 1

@@ -1,0 +1,153 @@
+"""``racefree demo ckpt``: the whole checkpoint system on this machine, in real processes.
+
+A trainer publishing ``steps`` steps, an orchestrator (main loop + poll task), ``readers``
+inference readers loading with ``lag``, and (fenced) an eval reader, each a
+``racefree.runtime.ckpt.worker`` process on one broadcast folder. With ``resume_at`` the
+first run is killed once the trainer is two steps past it (the launcher holds the run's
+lock, so no transaction is cut in half, but shard writes and loads are), the launcher
+resumes from ``resume_at``, and a second set of workers finishes the run. The CLI then
+replays the merged traces through the spec (``racefree replay``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+from .errors import CkptError
+from .launcher import create_run, resume_run, run_lock
+from .store import ProtocolStore
+
+
+@dataclass
+class DemoOptions:
+    lag: float = 0.0              # each reader sleeps this long after being asked (and across shards)
+    eval_lag: float = 1.0
+    train_s: float = 0.05         # one training step
+    rollout_s: float = 0.02       # generating one batch
+    resume_at: int | None = None
+    timeout: float = 120.0
+    monitor: bool = False
+    kill_after: tuple[int, int] | None = None   # fault injection: SIGKILL the trainer after (step, shard)
+
+
+@dataclass
+class DemoRun:
+    config: RunConfig
+    root: Path
+    traces: Path
+    seconds: float = 0.0
+    stats: list[dict[str, Any]] = field(default_factory=list)
+    exit_codes: dict[str, int] = field(default_factory=dict)
+    final: Any = None
+
+    def total(self, key: str) -> int:
+        return sum(int(s.get(key, 0)) for s in self.stats)
+
+    @property
+    def max_dirs(self) -> int:
+        return max((int(s["max_dirs"]) for s in self.stats), default=0)
+
+    @property
+    def errors(self) -> list[str]:
+        return [e for s in self.stats for e in s["errors"]]
+
+
+def run_demo(config: RunConfig, root: Path, options: DemoOptions,
+             progress: Callable[[str], None] | None = None) -> DemoRun:
+    """Run the system to its end (or a worker's timeout); every process is started and stopped here."""
+    started = time.perf_counter()
+    create_run(root, config)
+    run = DemoRun(config, root, root / "traces")
+    if options.resume_at is not None:
+        stop = min(config.steps, options.resume_at + 2)
+        _phase(run, options, "1", progress, stop_when=lambda snap: snap.n >= stop and snap.tpc.name != "PUB")
+        resume_run(root, options.resume_at, trace_dir=run.traces)
+    _phase(run, options, "2" if options.resume_at is not None else "", progress)
+    with ProtocolStore(root, actor="report") as store:
+        run.final = store.peek()
+    run.stats = [json.loads(p.read_text()) for p in sorted((root / "stats").glob("*.json"))]
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def _phase(run: DemoRun, options: DemoOptions, phase: str, progress: Callable[[str], None] | None,
+           stop_when: Callable[[Any], bool] | None = None) -> None:
+    procs = _start(run, options, phase)
+    try:
+        with ProtocolStore(run.root, actor="watch") as watch:
+            while any(p.poll() is None for p in procs.values()):
+                snap = watch.peek()
+                if progress is not None:
+                    progress(_line(run.config, snap, watch.layout.dirs_on_disk(run.config.keep_interval)))
+                if stop_when is not None and stop_when(snap):
+                    with run_lock(watch.layout):  # no worker is inside a transaction: kill them all
+                        _kill(procs)
+                    break
+                time.sleep(0.05)
+    finally:
+        _kill(procs)
+    for name, p in procs.items():
+        run.exit_codes[f"{name}{phase}"] = p.returncode
+
+
+def _start(run: DemoRun, options: DemoOptions, phase: str) -> dict[str, subprocess.Popen[bytes]]:
+    cfg = run.config
+    common = ["--root", str(run.root), "--traces", str(run.traces), "--stats", str(run.root / "stats"),
+              "--timeout", str(options.timeout)] + (["--monitor"] if options.monitor else [])
+    specs: dict[str, list[str]] = {}
+    for i in range(cfg.readers):
+        specs[f"reader{i}"] = ["reader", "--name", f"reader{i}", "--lag", str(options.lag)]
+    if cfg.evals and phase != "2":  # the spec's eval reader reads at most once, before any resume
+        specs["eval"] = ["eval", "--lag", str(options.eval_lag)]
+    specs["orchestrator"] = ["orchestrator", "--rollout-s", str(options.rollout_s)]
+    trainer = ["trainer", "--train-s", str(options.train_s)]
+    if options.kill_after is not None and phase != "2":
+        trainer += ["--kill-after", f"{options.kill_after[0]}:{options.kill_after[1]}"]
+    specs["trainer"] = trainer
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    log = run.root / "logs"
+    log.mkdir(exist_ok=True)
+    for name, argv in specs.items():
+        with open(log / f"{name}{phase}.log", "wb") as out:
+            procs[name] = subprocess.Popen([sys.executable, "-m", "racefree.runtime.ckpt.worker", *argv, *common],
+                                           stdout=out, stderr=subprocess.STDOUT, env=env)
+        if name.startswith("reader"):
+            _wait_registered(run.root, name, procs[name])
+    return procs
+
+
+def _wait_registered(root: Path, name: str, proc: subprocess.Popen[bytes]) -> None:
+    """Readers register before the orchestrator can ask them anything (a fan-out counts them)."""
+    path = root / "consumers" / f"{name}.json"
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise CkptError(f"{name} did not start (see {root / 'logs'})")
+        time.sleep(0.02)
+
+
+def _kill(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Stop only the processes this demo started, by pid."""
+    for p in procs.values():
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+    for p in procs.values():
+        p.wait()
+
+
+def _line(cfg: RunConfig, snap: Any, dirs: int) -> str:
+    width = 24
+    done = int(width * snap.n / cfg.steps)
+    state = "crashed" if snap.crashed else f"loaded {snap.c}"
+    return f"[{'#' * done}{'.' * (width - done)}] step {snap.n}/{cfg.steps}  batch {snap.s}  {state}  dirs {dirs}"

@@ -1,0 +1,157 @@
+"""The protocol state shared by the trainer, orchestrator and readers: the generated machine, under flock.
+
+Every decision is a transition of the generated machine for the run's policy. The
+machine's state lives in ``PROTOCOL.json`` beside the steps; a transition is taken in
+a ``transaction``: ``flock(LOCK)``, read the state, fire the action (its guard decides),
+do the I/O the transition stands for, write the state back, release. If the guard
+refuses, the I/O raises, or a monitored invariant breaks, nothing is written: the
+transition did not happen and the next transaction starts from the last committed
+state. Each committed transition is appended to the process's JSONL trace, so
+``racefree replay`` can check the merged run against the spec afterwards.
+
+The state file is replaced atomically but not fsynced: it survives any process crash
+(the page cache outlives the process), and after a power loss a resume rebuilds the
+run from the step folders, not from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from racefree.codegen.instance import machine_class
+from racefree.runtime.base import MachineBase, Recorder
+from racefree.spec.ir import TMap, TSet
+
+from .config import RunConfig, spec_path
+from .errors import BadFile, ProtocolRefused
+from .files import Layout, read_json, write_json
+
+RUN = "RUN.json"
+
+
+class ProtocolStore:
+    """One actor's handle on the shared machine (one per thread: each holds its own lock fd)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, actor: str, trace_dir: Path | None = None,
+                 monitor: bool = False) -> None:
+        self.layout = Layout(root)
+        self.config = read_config(self.layout)
+        self.cls = machine_class(spec_path(), self.config.machine, self.config.consts)
+        self.machine: Any = self.cls(monitor=monitor)
+        self.actor = actor
+        self.recorder = Recorder.for_process(trace_dir, actor) if trace_dir is not None else None
+        self._fired: list[tuple[str, tuple[Any, ...]]] = []
+        self.machine.add_listener(lambda action, args: self._fired.append((action, args)))
+        self._fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        self.max_dirs = 0
+        self.committed = 0
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> ProtocolStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- state file
+    def peek(self) -> Any:
+        """The last committed state, read without the lock: good for deciding when to ask, not what."""
+        self._load()
+        return self.machine.snapshot()
+
+    def load(self) -> None:
+        """Set the machine to the last committed state (inside a transaction for a decision)."""
+        self._load()
+
+    def _load(self) -> None:
+        obj = read_json(self.layout.state, "the run's protocol state; a resume rebuilds it")
+        if obj is None:
+            raise BadFile(self.layout.state, "missing: this folder holds no run (start one with the launcher)")
+        if obj.get("machine") != self.cls.MACHINE or not isinstance(obj.get("state"), dict):
+            raise BadFile(self.layout.state, f"not a {self.cls.MACHINE} state")
+        values = obj["state"]
+        try:
+            encoded = tuple(_from_json(ty, values[name]) for name, ty in self.cls.VARS)
+            self.machine.restore(encoded)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadFile(self.layout.state, f"bad state: {exc}") from None
+
+    def save(self) -> None:
+        write_state(self.layout, self.machine)
+
+    # -------------------------------------------------------------- transitions
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Hold the run's lock with the machine at the last committed state; commit what was fired."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            self._load()
+            self._fired.clear()
+            yield self.machine
+            if self._fired:
+                self.save()
+                self.committed += len(self._fired)
+                if self.recorder is not None:
+                    by_name = {a.name: a for a in self.cls.ACTIONS}
+                    for action, args in self._fired:
+                        self.recorder.record(by_name[action], args)
+                    self.recorder.flush()  # in lock order, and nothing lost if this process is killed
+                self.max_dirs = max(self.max_dirs, self.layout.dirs_on_disk(self.config.keep_interval))
+        finally:
+            self._fired.clear()
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def take(self, m: Any, action: str, *args: Any) -> None:
+        """Fire an action the caller expects to be enabled (inside a transaction)."""
+        if not m.enabled(action, *args):
+            raise ProtocolRefused(action, "its guard is false in the committed state")
+        m.fire(action, *args)
+
+
+# ------------------------------------------------------------------ (de)serialising
+
+def _to_json(ty: Any, v: Any) -> Any:
+    if isinstance(ty, TSet):
+        return sorted(v)
+    if isinstance(ty, TMap):
+        return list(v)
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _from_json(ty: Any, v: Any) -> Any:
+    if isinstance(ty, TSet):
+        return frozenset(v)
+    if isinstance(ty, TMap):
+        return tuple(v)
+    return v
+
+
+def write_state(layout: Layout, machine: Any) -> None:
+    values = dict(zip([n for n, _ in machine.VARS], machine.encoded(), strict=True))
+    state = {name: _to_json(ty, values[name]) for name, ty in machine.VARS}
+    write_json(layout.state, {"machine": machine.MACHINE, "state": state}, durable=False)
+
+
+def read_config(layout: Layout) -> RunConfig:
+    path = layout.root / RUN
+    obj = read_json(path, "written by the launcher when the run starts")
+    if obj is None:
+        raise BadFile(path, "missing: this folder holds no run (start one with the launcher)")
+    return RunConfig.from_json(path, obj)
+
+
+def dumps_state(machine: MachineBase) -> str:
+    """For error messages and reports."""
+    return json.dumps({n: _to_json(t, v) for (n, t), v in zip(machine.VARS, machine.encoded(), strict=True)})
