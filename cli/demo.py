@@ -96,7 +96,7 @@ def ckpt_report(run: Any) -> dict[str, Any]:
     for stream in streams:
         for ev in stream:
             counts[ev[4]] = counts.get(ev[4], 0) + 1
-    result = traces.replay(m, traces.merged(streams))
+    result = traces.replay(m, traces.merged(streams), keep_going=True)
     e = 1 if cfg.machine == "CkptFenced" or cfg.machine == "CkptPostFixEval" else 0
     report: dict[str, Any] = {
         "policy": cfg.policy,
@@ -110,7 +110,7 @@ def ckpt_report(run: Any) -> dict[str, Any]:
         "seconds": round(run.seconds, 2),
         "machine": cfg.machine,
         "consts": cfg.consts,
-        "events": result.events,
+        "events": sum(len(s) for s in streams),
         "crashed": bool(run.final.crashed),
         "divergences": run.total("divergences"),
         "errors": run.errors,
@@ -121,6 +121,7 @@ def ckpt_report(run: Any) -> dict[str, Any]:
     }
     if result.outcome != "ok":
         report["replay_property"] = result.prop
+        report["replay_violations"] = [p for p, _ in result.violations]
         report["replay_detail"] = render.replay_report(result, [str(p) for p in paths])
     return report
 
@@ -135,6 +136,7 @@ def _text(r: dict[str, Any]) -> str:
         f"  replay of {r['events']} events: {r['replay']}",
     ]
     if r["replay"] != "ok":
+        lines.append(f"  properties violated: {', '.join(r['replay_violations'])}; the first:")
         lines.append("    " + r["replay_detail"].replace("\n", "\n    "))
     for e in r["errors"][:5]:
         lines.append(f"  error: {e}")

@@ -45,6 +45,8 @@ class ReplayResult:
     before: list[Event] = field(default_factory=list)
     state: State | None = None           # the state before a refused event / after a violating one
     files: list[str] = field(default_factory=list)
+    # with keep_going: every invariant that broke, with the number of the first event breaking it
+    violations: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _bad(path: str, line: int, message: str, hint: str | None = None) -> errors.SpecError:
@@ -168,19 +170,24 @@ def merged(streams: list[list[Event]]) -> Iterator[Event]:
 
 
 def replay(m: ir.Machine, events: Iterator[Event], *, context: int = 10,
-           progress: Callable[[int], None] | None = None) -> ReplayResult:
+           progress: Callable[[int], None] | None = None, keep_going: bool = False) -> ReplayResult:
+    """Replay to the first refused event or broken invariant; ``keep_going`` replays past broken
+    invariants (not past a refused event) and lists every property that broke."""
     interp = Interpreter(m)
     step = interp.step
     invariants = list(interp.invariants.items())
     ids: dict[State, int] = {interp.init: 0}
     states: list[State] = [interp.init]
-    verdicts: list[str | None] = [_first_violated(invariants, interp.init)]
+    verdicts: list[tuple[str, ...]] = [_violated(invariants, interp.init)]
     table: dict[tuple[int, str, tuple[Any, ...]], int] = {}
     recent: list[Event] = []
+    first: ReplayResult | None = None
+    seen: dict[str, int] = {}
     cur = 0
     n = 0
-    if verdicts[0] is not None:
-        return ReplayResult(m, 0, 1, "invariant", None, prop=verdicts[0], state=interp.init)
+    if verdicts[0]:
+        return ReplayResult(m, 0, 1, "invariant", None, prop=verdicts[0][0], state=interp.init,
+                            violations=[(p, 0) for p in verdicts[0]])
     for ev in events:
         n += 1
         key = (cur, ev[4], ev[5])
@@ -188,28 +195,42 @@ def replay(m: ir.Machine, events: Iterator[Event], *, context: int = 10,
         if nxt is None:
             st = step(states[cur], ev[4], ev[5])
             if st is None:
-                return ReplayResult(m, n, len(states), "not_enabled", ev, _failing_conjunct(interp, states[cur], ev),
-                                    before=recent[-context:], state=states[cur])
+                refused = ReplayResult(m, n, len(states), "not_enabled", ev, _failing_conjunct(interp, states[cur], ev),
+                                       before=recent[-context:], state=states[cur])
+                return _finish(first or refused, seen)
             nxt = ids.get(st)
             if nxt is None:
                 nxt = ids[st] = len(states)
                 states.append(st)
-                verdicts.append(_first_violated(invariants, st))
+                verdicts.append(_violated(invariants, st))
             table[key] = nxt
         cur = nxt
-        if verdicts[cur] is not None:
-            return ReplayResult(m, n, len(states), "invariant", ev, prop=verdicts[cur], before=recent[-context:],
-                                state=states[cur])
+        if verdicts[cur]:
+            if first is None:
+                first = ReplayResult(m, n, len(states), "invariant", ev, prop=verdicts[cur][0],
+                                     before=recent[-context:], state=states[cur])
+            for prop in verdicts[cur]:
+                seen.setdefault(prop, n)
+            if not keep_going:
+                return _finish(first, seen)
         recent.append(ev)
         if len(recent) > 4 * context:
             del recent[:-context]
         if progress is not None and n % 100_000 == 0:
             progress(n)
+    if first is not None:
+        first.states = len(states)
+        return _finish(first, seen)
     return ReplayResult(m, n, len(states), "ok", state=states[cur])
 
 
-def _first_violated(invariants: list[tuple[str, Callable[[State], bool]]], st: State) -> str | None:
-    return next((name for name, holds in invariants if not holds(st)), None)
+def _finish(r: ReplayResult, seen: dict[str, int]) -> ReplayResult:
+    r.violations = sorted(seen.items(), key=lambda kv: kv[1])
+    return r
+
+
+def _violated(invariants: list[tuple[str, Callable[[State], bool]]], st: State) -> tuple[str, ...]:
+    return tuple(name for name, holds in invariants if not holds(st))
 
 
 def _failing_conjunct(interp: Interpreter, state: State, ev: Event) -> str | None:

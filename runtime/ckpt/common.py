@@ -18,7 +18,9 @@ class Stats:
     """What one actor saw; the demo sums them into its report."""
 
     actor: str
+    epoch: int = 0                # the run epoch the actor started in
     loads_ok: int = 0
+    loaded: list[int] = field(default_factory=list)   # the steps loaded, in order
     load_failures: int = 0
     torn_reads: int = 0
     divergences: int = 0          # the machine's verdict on a load differed from the disk's

@@ -35,7 +35,7 @@ class Reader:
         self.layout = store.layout
         self.fenced = store.config.policy == "fenced"
         self.stats = stats or Stats(name)
-        self.epoch = read_epoch(self.layout)
+        self.epoch = self.stats.epoch = read_epoch(self.layout)
         self.record: dict[str, Any] = {"epoch": self.epoch, "loaded": None, "pin": None, "target": None,
                                        "status": "idle", "role": "reader"}
         self.handled: tuple[int, int] | None = None  # (the machine's epoch, target) last loaded
@@ -106,6 +106,7 @@ class Reader:
             self.stats.failed(error)
         else:
             self.stats.loads_ok += 1
+            self.stats.loaded.append(t)
 
     def _shards(self, t: int) -> list[tuple[Path, dict[str, Any] | None]]:
         folder = self.layout.step(t)
@@ -140,7 +141,7 @@ class EvalReader:
         self.store, self.name, self.lag_s, self.start_at = store, name, lag_s, start_at
         self.layout = store.layout
         self.stats = stats or Stats(name)
-        self.epoch = read_epoch(self.layout)
+        self.epoch = self.stats.epoch = read_epoch(self.layout)
 
     def run(self, deadline: Deadline) -> None:
         while True:
@@ -191,3 +192,4 @@ class EvalReader:
             self.stats.failed(error)
         else:
             self.stats.loads_ok += 1
+            self.stats.loaded.append(v)

@@ -3,8 +3,8 @@
 A trainer publishing ``steps`` steps, an orchestrator (main loop + poll task), ``readers``
 inference readers loading with ``lag``, and (fenced) an eval reader, each a
 ``racefree.runtime.ckpt.worker`` process on one broadcast folder. With ``resume_at`` the
-first run is killed once the trainer is two steps past it (the launcher holds the run's
-lock, so no transaction is cut in half, but shard writes and loads are), the launcher
+first run is stopped once the trainer is two steps past it (SIGTERM while the launcher
+holds the run's lock, so no transaction is cut in half, but shard writes and loads are), the launcher
 resumes from ``resume_at``, and a second set of workers finishes the run. The CLI then
 replays the merged traces through the spec (``racefree replay``).
 """
@@ -31,6 +31,7 @@ from .store import ProtocolStore
 @dataclass
 class DemoOptions:
     lag: float = 0.0              # each reader sleeps this long after being asked (and across shards)
+    reader_lags: tuple[float, ...] | None = None  # per reader (cycled), instead of ``lag``
     eval_lag: float = 1.0
     train_s: float = 0.05         # one training step
     rollout_s: float = 0.02       # generating one batch
@@ -49,6 +50,8 @@ class DemoRun:
     stats: list[dict[str, Any]] = field(default_factory=list)
     exit_codes: dict[str, int] = field(default_factory=dict)
     final: Any = None
+    started: float = field(default_factory=time.perf_counter)
+    resumed: dict[str, Any] | None = None   # what the resume removed
 
     def total(self, key: str) -> int:
         return sum(int(s.get(key, 0)) for s in self.stats)
@@ -65,23 +68,25 @@ class DemoRun:
 def run_demo(config: RunConfig, root: Path, options: DemoOptions,
              progress: Callable[[str], None] | None = None) -> DemoRun:
     """Run the system to its end (or a worker's timeout); every process is started and stopped here."""
-    started = time.perf_counter()
-    create_run(root, config)
-    run = DemoRun(config, root, root / "traces")
+    run = start_run(config, root)
     if options.resume_at is not None:
         stop = min(config.steps, options.resume_at + 2)
-        _phase(run, options, "1", progress, stop_when=lambda snap: snap.n >= stop and snap.tpc.name != "PUB")
-        resume_run(root, options.resume_at, trace_dir=run.traces)
-    _phase(run, options, "2" if options.resume_at is not None else "", progress)
-    with ProtocolStore(root, actor="report") as store:
-        run.final = store.peek()
-    run.stats = [json.loads(p.read_text()) for p in sorted((root / "stats").glob("*.json"))]
-    run.seconds = time.perf_counter() - started
-    return run
+        run_until(run, options, stop_when=lambda snap: snap.n >= stop, progress=progress)
+        run.resumed = resume_run(root, options.resume_at, trace_dir=run.traces)
+    run_until(run, options, progress=progress)
+    return finish(run)
 
 
-def _phase(run: DemoRun, options: DemoOptions, phase: str, progress: Callable[[str], None] | None,
-           stop_when: Callable[[Any], bool] | None = None) -> None:
+def start_run(config: RunConfig, root: Path) -> DemoRun:
+    create_run(root, config)
+    return DemoRun(config, root, root / "traces")
+
+
+def run_until(run: DemoRun, options: DemoOptions, *, stop_when: Callable[[Any], bool] | None = None,
+              progress: Callable[[str], None] | None = None) -> None:
+    """One set of workers, until they all exit; with ``stop_when``, kill them all (a crash) once it
+    holds of the committed state (never with a step half-published), or once the trainer died."""
+    phase = str(sum(1 for k in run.exit_codes if k.startswith("trainer")) + 1)
     procs = _start(run, options, phase)
     try:
         with ProtocolStore(run.root, actor="watch") as watch:
@@ -89,7 +94,8 @@ def _phase(run: DemoRun, options: DemoOptions, phase: str, progress: Callable[[s
                 snap = watch.peek()
                 if progress is not None:
                     progress(_line(run.config, snap, watch.layout.dirs_on_disk(run.config.keep_interval)))
-                if stop_when is not None and stop_when(snap):
+                reached = stop_when is not None and stop_when(snap) and snap.tpc.name != "PUB"
+                if stop_when is not None and (reached or procs["trainer"].poll() is not None):
                     with run_lock(watch.layout):  # no worker is inside a transaction: kill them all
                         _kill(procs)
                     break
@@ -100,18 +106,27 @@ def _phase(run: DemoRun, options: DemoOptions, phase: str, progress: Callable[[s
         run.exit_codes[f"{name}{phase}"] = p.returncode
 
 
+def finish(run: DemoRun) -> DemoRun:
+    with ProtocolStore(run.root, actor="report") as store:
+        run.final = store.peek()
+    run.stats = [json.loads(p.read_text()) for p in sorted((run.root / "stats").glob("*.json"))]
+    run.seconds = time.perf_counter() - run.started
+    return run
+
+
 def _start(run: DemoRun, options: DemoOptions, phase: str) -> dict[str, subprocess.Popen[bytes]]:
     cfg = run.config
     common = ["--root", str(run.root), "--traces", str(run.traces), "--stats", str(run.root / "stats"),
               "--timeout", str(options.timeout)] + (["--monitor"] if options.monitor else [])
     specs: dict[str, list[str]] = {}
+    lags = options.reader_lags or (options.lag,)
     for i in range(cfg.readers):
-        specs[f"reader{i}"] = ["reader", "--name", f"reader{i}", "--lag", str(options.lag)]
-    if cfg.evals and phase != "2":  # the spec's eval reader reads at most once, before any resume
+        specs[f"reader{i}"] = ["reader", "--name", f"reader{i}", "--lag", str(lags[i % len(lags)])]
+    if cfg.evals and phase == "1":  # the spec's eval reader reads at most once, before any resume
         specs["eval"] = ["eval", "--lag", str(options.eval_lag)]
     specs["orchestrator"] = ["orchestrator", "--rollout-s", str(options.rollout_s)]
     trainer = ["trainer", "--train-s", str(options.train_s)]
-    if options.kill_after is not None and phase != "2":
+    if options.kill_after is not None and phase == "1":
         trainer += ["--kill-after", f"{options.kill_after[0]}:{options.kill_after[1]}"]
     specs["trainer"] = trainer
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -138,12 +153,17 @@ def _wait_registered(root: Path, name: str, proc: subprocess.Popen[bytes]) -> No
 
 
 def _kill(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    """Stop only the processes this demo started, by pid."""
+    """Stop only the processes this demo started, by pid: SIGTERM (they write their stats and
+    exit), SIGKILL for any still there after 10 s."""
     for p in procs.values():
         if p.poll() is None:
-            os.kill(p.pid, signal.SIGKILL)
+            os.kill(p.pid, signal.SIGTERM)
     for p in procs.values():
-        p.wait()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 def _line(cfg: RunConfig, snap: Any, dirs: int) -> str:

@@ -173,6 +173,11 @@ def save_shard(path: Path, tensors: dict[str, Any]) -> dict[str, Any]:
             os.fsync(f.fileno())
     except OSError as exc:
         raise DiskError("write", path, exc) from None
+    except RuntimeError as exc:  # torch's zip writer turns a failed write into a RuntimeError on close
+        cause = exc.__context__
+        if isinstance(cause, OSError):
+            raise DiskError("write", path, cause) from None
+        raise
     return {"name": path.name, "size": w.size, "sha256": w.sha.hexdigest()}
 
 

@@ -59,14 +59,17 @@ def run_lock(layout: Layout) -> Any:
 
 
 def resume_run(root: str | os.PathLike[str], step: int, *, trace_dir: Path | None = None,
-               locked: bool = False) -> None:
+               locked: bool = False) -> dict[str, Any]:
     """Resume from interval checkpoint ``step``: the machine's ``resume`` decides, then the disk follows.
 
     Fenced (F5): bump EPOCH; delete LOADED_STEP, every consumer record, ``.staging``,
     ``.trash`` and every step above ``step`` (the dead lineage); keep the steps at or below.
     The post-fix variant (#2219) deletes the steps above and leaves the marker, as upstream.
     Workers of the dead run must be gone: ``locked`` says the caller already holds the lock.
+    Returns what it removed: ``steps`` above ``step``, ``staging`` and ``trash`` entries,
+    ``records``, and whether a ``marker`` was there.
     """
+    removed: dict[str, Any] = {"steps": [], "staging": 0, "trash": 0, "records": 0, "marker": False}
     store = ProtocolStore(root, actor="launcher", trace_dir=trace_dir)
     layout = store.layout
     try:
@@ -79,16 +82,18 @@ def resume_run(root: str | os.PathLike[str], step: int, *, trace_dir: Path | Non
             fenced = store.config.policy == "fenced"
             if fenced:
                 write_json(layout.epoch, {"epoch": after.epoch})
+                removed["marker"] = layout.marker.exists()
                 with contextlib.suppress(FileNotFoundError):
                     layout.marker.unlink()
-                for d in (layout.staging, layout.trash):
-                    _empty(d)
-            _empty(layout.consumers)  # fenced: F5; upstream: only this runtime's fan-out bookkeeping
+                removed["staging"] = _empty(layout.staging)
+                removed["trash"] = _empty(layout.trash)
+            removed["records"] = _empty(layout.consumers)  # fenced: F5; upstream: this runtime's fan-out bookkeeping
             on_disk = layout.step_dirs()
             for v in sorted(set(on_disk) | set(before.present)):
                 if v > step and v in on_disk:
                     for exc in remove_tree(on_disk[v]):
                         raise DiskError("delete", on_disk[v], exc)
+                    removed["steps"].append(v)
             fsync_dir(layout.root)
             write_state(layout, store.machine)
             if store.recorder is not None:
@@ -97,11 +102,14 @@ def resume_run(root: str | os.PathLike[str], step: int, *, trace_dir: Path | Non
                 store.recorder.flush()
     finally:
         store.close()
+    return removed
 
 
-def _empty(folder: Path) -> None:
+def _empty(folder: Path) -> int:
+    """Delete everything in ``folder``; how many entries there were."""
     folder.mkdir(exist_ok=True)
-    for entry in folder.iterdir():
+    entries = list(folder.iterdir())
+    for entry in entries:
         if entry.is_dir() and not entry.is_symlink():
             for exc in remove_tree(entry):
                 raise DiskError("delete", entry, exc)
@@ -110,3 +118,4 @@ def _empty(folder: Path) -> None:
                 entry.unlink()
             except OSError as exc:
                 raise DiskError("delete", entry, exc) from None
+    return len(entries)

@@ -66,22 +66,22 @@ class Poller:
             if state == "IDLE":
                 if run_over(self.store, snap):
                     return
-                self._step(self._start)
+                self.step(self.start)
             elif state == "WAITING":
-                self._step(lambda m: m.wait_done() if m.enabled("wait_done") else None)
+                self.step(lambda m: m.wait_done() if m.enabled("wait_done") else None)
             elif state == "SEND":
-                self._step(self._send)
+                self.step(self.send)
             elif state == "LOAD" and snap.rd.name == "OK":
-                self._step(self._done)
+                self.step(self.done)
             elif snap.rd.name == "FAILED":
-                self._step(lambda m: m.load_failed() if m.enabled("load_failed") else None)
+                self.step(lambda m: m.load_failed() if m.enabled("load_failed") else None)
                 return  # gather raised: the poll task dies and the run crashes
             elif state == "RECORD":
-                self._step(lambda m: m.record())
+                self.step(lambda m: m.record())
             else:
                 time.sleep(POLL_S)
 
-    def _step(self, body: Callable[[Any], object]) -> None:
+    def step(self, body: Callable[[Any], object]) -> None:
         t0 = time.perf_counter()
         with self.store.transaction() as m:
             before = self.store.committed
@@ -90,12 +90,12 @@ class Poller:
         if self.store.committed == before:
             time.sleep(POLL_S)
 
-    def _start(self, m: Any) -> None:
+    def start(self, m: Any) -> None:
         targets = [args[0] for a, args in m.enabled_instances() if a == "poll_start"]
         if targets:
             m.poll_start(max(targets))  # the guard pins t; max is the only one
 
-    def _send(self, m: Any) -> None:
+    def send(self, m: Any) -> None:
         m.send()
         if not self.fenced:  # update_weights: mkdir -p step_t, touch NCCL_READY (resurrects a deleted step)
             t = m.snapshot().ptgt
@@ -103,7 +103,7 @@ class Poller:
             folder.mkdir(exist_ok=True)
             touch(folder / "NCCL_READY")
 
-    def _done(self, m: Any) -> None:
+    def done(self, m: Any) -> None:
         m.load_done()
         snap = m.snapshot()
         if self.marker and snap.LS is not None:

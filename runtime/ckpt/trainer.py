@@ -66,12 +66,12 @@ class Trainer:
                         return
                     if snap.s > snap.n:
                         time.sleep(self.train_s)  # train on batch n
-                        self._step("train")
+                        self.step("train")
                     else:
                         time.sleep(POLL_S)  # block on rollouts/step_n
                 case "DONE":
                     if self.store.machine.enabled("janitor"):
-                        self._step("janitor")
+                        self.step("janitor")
                     elif run_over(self.store, snap):
                         return
                     else:
@@ -79,7 +79,7 @@ class Trainer:
                 case other:
                     raise CkptError(f"the trainer found its own step half-published (pc {other}): resume the run")
 
-    def _step(self, action: str) -> None:
+    def step(self, action: str) -> None:
         t0 = time.perf_counter()
         with self.store.transaction() as m:
             self.store.take(m, action)
@@ -178,4 +178,4 @@ class Trainer:
         for entry in sorted(self.layout.trash.iterdir()):
             for exc in remove_tree(entry):
                 raise DiskError("delete", entry, exc)
-        self._step("purge")
+        self.step("purge")

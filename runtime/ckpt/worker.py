@@ -9,6 +9,7 @@ when it gave up waiting.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         stores.append(s)
         return s
 
+    # The demo stops a run by SIGTERM while it holds the run's lock (no transaction is cut in
+    # half; shard writes and reads are): exit through the finally below so the stats are written.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    extra: list[tuple[Stats, ProtocolStore]] = []
     code = 0
     try:
         if a.role == "trainer":
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         elif a.role == "orchestrator":
             ship_stats = Stats(f"{name}-ship")
             shipper = Shipper(store(f"{name}-ship"), rollout_s=a.rollout_s, stats=ship_stats)
+            extra.append((ship_stats, shipper.store))
             failure: list[BaseException] = []
 
             def ship() -> None:
@@ -65,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
             th.start()
             Poller(store(f"{name}-poll"), stats=stats).run(deadline)
             th.join()
-            ship_stats.write(a.stats, stores[0])
             if failure:
                 raise failure[0]
         elif a.role == "reader":
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {exc}", file=sys.stderr)
         code = 124
     finally:
+        for st, sto in extra:
+            st.write(a.stats, sto)
         stats.write(a.stats, stores[-1] if stores else None)
         for s in stores:
             s.close()

@@ -1,0 +1,302 @@
+"""The checkpoint retention runtime on real files, torch state dicts and real processes.
+
+In-process tests drive the actors one transition at a time (typed errors, a read-only
+or full directory). Process tests run ``racefree demo ckpt``'s workers: a lagging
+reader, two readers at different speeds with a slow eval reader, a trainer killed
+mid-write, a resume over a stale folder; the same harness under the upstream rules
+must lose a load (pre_fix) and fail the resume (post_fix), or it has no teeth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from racefree.codegen.instance import machine_class  # noqa: E402
+from racefree.runtime.ckpt import errors as E  # noqa: E402
+from racefree.runtime.ckpt.config import RunConfig, spec_path  # noqa: E402
+from racefree.runtime.ckpt.consumer import Reader  # noqa: E402
+from racefree.runtime.ckpt.demo import DemoOptions, finish, run_until, start_run  # noqa: E402
+from racefree.runtime.ckpt.files import (  # noqa: E402
+    Layout,
+    load_shard,
+    read_json,
+    read_manifest,
+    save_shard,
+    write_manifest,
+)
+from racefree.runtime.ckpt.launcher import create_run, read_epoch, resume_run  # noqa: E402
+from racefree.runtime.ckpt.orchestrator import Poller  # noqa: E402
+from racefree.runtime.ckpt.store import ProtocolStore  # noqa: E402
+from racefree.runtime.ckpt.trainer import Trainer, state_dict  # noqa: E402
+
+from .conftest import ROOT  # noqa: E402
+
+K_FENCED = 1 + 3 + 1  # A + 3 + E
+
+
+# ------------------------------------------------------------------ instances and files
+
+def test_instances_use_the_checked_in_module_at_the_spec_sizes() -> None:
+    from racefree.runtime.generated.ckpt_fenced import CkptFenced
+
+    assert machine_class(spec_path(), "CkptFenced", {"S": 5}) is CkptFenced
+    big = machine_class(spec_path(), "CkptFenced", {"S": 40, "I": 0})
+    assert big is not CkptFenced and dict(big.VARS)["n"].hi == 40
+    m = big()
+    assert m.enabled_instances() == [("clean", ()), ("ship", ())]
+
+
+def test_unknown_constant_is_a_spec_error(run_cli) -> None:
+    code, _, err = run_cli("replay", "spec/protocols/ckpt_retention.rf", "x.jsonl", "--machine", "CkptFenced",
+                           "--const", "Q=3")
+    assert code == 2 and "error[RF010]" in err and "unknown constant of CkptFenced 'Q'" in err
+    code, _, err = run_cli("replay", "spec/protocols/ckpt_retention.rf", "x.jsonl", "--const", "S=3")
+    assert code == 2 and "error[RF041]" in err and "--machine" in err
+    code, _, err = run_cli("replay", "spec/protocols/ckpt_retention.rf", "x.jsonl", "--machine", "CkptFenced",
+                           "--const", "S:3")
+    assert code == 2 and "error[RF041]" in err
+
+
+def test_every_bad_file_is_a_typed_error(tmp_path: Path) -> None:
+    folder = tmp_path / "step_3"
+    folder.mkdir()
+    entry = save_shard(folder / "shard_0.pt", state_dict(3, 0, 0.01))
+    write_manifest(folder, 3, 0, [entry])
+    assert float(load_shard(folder / "shard_0.pt", 3, entry)["layer0.weight"][0]) == 3.0
+    assert read_manifest(folder, 3) == [entry]
+    # garbage, truncated and wrong-shaped small files
+    for text, reason in (("", "empty"), ("{\"epoch\": 1", "not JSON"), ("[1]", "JSON object")):
+        (tmp_path / "LOADED_STEP").write_text(text)
+        with pytest.raises(E.BadFile, match=reason) as info:
+            read_json(tmp_path / "LOADED_STEP")
+        assert info.value.path == tmp_path / "LOADED_STEP"
+    # a shard cut short, a shard that differs from the manifest, a folder without a manifest
+    data = (folder / "shard_0.pt").read_bytes()
+    (folder / "shard_0.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(E.TornRead):
+        load_shard(folder / "shard_0.pt", 3)
+    with pytest.raises(E.ManifestMismatch, match="bytes"):
+        load_shard(folder / "shard_0.pt", 3, entry)
+    (folder / "shard_0.pt").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(E.ManifestMismatch, match="sha256"):
+        load_shard(folder / "shard_0.pt", 3, entry)
+    (folder / "MANIFEST.json").unlink()
+    with pytest.raises(E.StepFolderInvalid, match="no MANIFEST"):
+        read_manifest(folder, 3)
+    with pytest.raises(E.StepMissing):
+        load_shard(tmp_path / "step_9" / "shard_0.pt", 9)
+    with pytest.raises(E.StepMissing):
+        read_manifest(tmp_path / "step_9", 9)
+
+
+def test_bad_protocol_files_stop_an_actor_with_the_path(tmp_path: Path) -> None:
+    layout = create_run(tmp_path / "b", RunConfig(steps=4))
+    layout.state.write_text('{"machine": "CkptFenced", "state": {"n": 99}}')
+    with ProtocolStore(layout.root, actor="t") as store, pytest.raises(E.BadFile, match="PROTOCOL.json"):
+        store.peek()
+    layout.epoch.write_text('{"epoch": "one"}')
+    with pytest.raises(E.BadFile, match="non-negative integer"):
+        read_epoch(layout)
+    (layout.root / "RUN.json").write_text('{"policy": "yolo"}')
+    with pytest.raises(E.BadFile, match="policy"):
+        ProtocolStore(layout.root, actor="t")
+    with pytest.raises(E.CkptError, match="not empty"):
+        create_run(layout.root, RunConfig(steps=4))
+
+
+# ------------------------------------------------------------------ one transition at a time
+
+class Scripted:
+    """Every actor of a fenced run in this process, stepped by hand (real files, real flock)."""
+
+    def __init__(self, root: Path, **cfg: object) -> None:
+        create_run(root, RunConfig(**cfg))  # type: ignore[arg-type]
+        self.layout = Layout(root)
+        self.trainer = Trainer(ProtocolStore(root, actor="trainer"))
+        self.poller = Poller(ProtocolStore(root, actor="poll"))
+        self.reader = Reader(ProtocolStore(root, actor="reader0"), "reader0")
+        self.reader.register()
+
+    def snap(self) -> object:
+        return self.trainer.store.peek()
+
+    def ship_and_train(self) -> None:
+        with self.poller.store.transaction() as m:
+            m.ship()
+        self.trainer.step("train")
+        self.trainer.publish(self.trainer.store.peek().n)
+
+    def load_newest(self) -> None:
+        for body in (self.poller.start, self.poller.send):
+            self.poller.step(body)
+        self.reader.load(self.poller.store.peek().ptgt)
+        self.poller.step(self.poller.done)
+        self.poller.step(lambda m: m.record())
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """A folder nobody may change: chmod for a user, the immutable attribute for root."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    else:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip("running as root on a filesystem without chattr +i: cannot make a folder read-only")
+        undo = ["chattr", "-i", str(folder)]
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_read_only_folder_is_a_clear_error_and_nothing_is_deleted(tmp_path: Path) -> None:
+    run = Scripted(tmp_path / "b", steps=6, shard_mb=0.01)
+    run.trainer.clean()
+    for _ in range(2):
+        run.ship_and_train()
+        run.trainer.clean()
+        run.load_newest()
+    run.ship_and_train()  # step 3 published, the marker and the reader at 2: the clean retires step 1
+    before = run.layout.state.read_bytes()
+    with read_only(run.layout.root), pytest.raises(E.DiskError, match="protocol state is unchanged"):
+        run.trainer.clean()
+    assert run.layout.state.read_bytes() == before and run.layout.step(1).is_dir()
+    assert run.snap().tpc.name == "CLEAN"  # type: ignore[attr-defined]
+    run.trainer.clean()  # writable again: the same decision goes through
+    assert not run.layout.step(1).exists() and run.snap().trash == {1}  # type: ignore[attr-defined]
+    run.trainer.purge()
+    assert not any(run.layout.trash.iterdir()) and run.snap().trash == frozenset()  # type: ignore[attr-defined]
+
+
+def test_full_disk_fails_the_publish_and_publishes_nothing(tmp_path: Path) -> None:
+    run = Scripted(tmp_path / "b", steps=4, shard_mb=2.0)
+    run.trainer.clean()
+    with run.poller.store.transaction() as m:
+        m.ship()
+    run.trainer.step("train")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))  # files past 1 MiB: EFBIG, as on a full disk
+    try:
+        with pytest.raises(E.DiskError, match="cannot write"):
+            run.trainer.publish(1)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    assert run.layout.step_dirs() == {} and run.snap().present == frozenset()  # type: ignore[attr-defined]
+    with ProtocolStore(run.layout.root, actor="again") as store:
+        with pytest.raises(E.CkptError, match="half-published"):
+            Trainer(store).run(__import__("racefree.runtime.ckpt.common", fromlist=["Deadline"]).Deadline(5))
+
+
+# ------------------------------------------------------------------ real processes
+
+def demo(run_cli, *args: str) -> dict:
+    code, out, err = run_cli("demo", "ckpt", "--json", "--timeout", "90", *args)
+    report = json.loads(out)
+    assert code == (0 if report["replay"] == "ok" and report["load_failures"] == 0
+                    and report["torn_reads"] == 0 else 1), err
+    return report
+
+
+def test_lagging_reader_fenced_loses_nothing_and_stays_bounded(run_cli) -> None:
+    r = demo(run_cli, "--policy", "fenced", "--lag", "0.5", "--steps", "20")
+    assert r["steps_published"] == 20 and r["load_failures"] == 0 and r["replay"] == "ok", r
+    assert 0 < r["max_step_dirs_on_disk"] <= r["disk_bound"] == K_FENCED and r["divergences"] == 0
+    assert r["steps_loaded"] >= 2 and not r["crashed"]
+
+
+def test_lagging_reader_pre_fix_loses_a_load_and_replay_names_it(run_cli) -> None:
+    r = demo(run_cli, "--policy", "pre_fix", "--lag", "0.5", "--steps", "12")
+    assert r["load_failures"] >= 1 and r["crashed"], r
+    assert any(e.startswith("StepMissing") for e in r["errors"])
+    assert r["replay"] == "violation" and "no_delete_before_load" in r["replay_violations"]
+
+
+def test_two_readers_and_a_slow_eval_reader(tmp_path: Path) -> None:
+    cfg = RunConfig(policy="fenced", steps=12, readers=2, shard_mb=0.25)
+    run = start_run(cfg, tmp_path / "b")
+    run_until(run, DemoOptions(reader_lags=(0.0, 0.6), eval_lag=2.0, timeout=90))
+    run = finish(run)
+    stats = {s["actor"]: s for s in run.stats}
+    assert run.total("load_failures") == 0 and run.total("torn_reads") == 0 and run.total("divergences") == 0
+    assert stats["eval"]["loaded"] and stats["eval"]["loaded"][0] <= 2  # it pinned an old step...
+    assert run.max_dirs <= K_FENCED  # ...and the disk bound still held
+    assert stats["reader0"]["loaded"] == stats["reader1"]["loaded"]  # one fan-out: both load every target
+    assert _replay(run) == ("ok", [])
+
+
+def test_trainer_killed_mid_write_never_shows_a_torn_step(tmp_path: Path) -> None:
+    cfg = RunConfig(policy="fenced", steps=8, keep_interval=2, resume=True, shard_mb=0.25)
+    run = start_run(cfg, tmp_path / "b")
+    options = DemoOptions(kill_after=(3, 0), lag=0.05, timeout=90)
+    run_until(run, options, stop_when=lambda snap: False)  # until the trainer dies
+    assert run.exit_codes["trainer1"] == -signal.SIGKILL
+    layout = Layout(run.root)
+    assert 3 not in layout.step_dirs() and len(list(layout.staging.iterdir())) == 1
+    removed = resume_run(run.root, 2, trace_dir=run.traces)
+    assert removed["staging"] == 1 and not any(layout.staging.iterdir())
+    run_until(run, options)
+    run = finish(run)
+    assert run.total("load_failures") == 0 and run.total("torn_reads") == 0
+    assert _replay(run) == ("ok", []) and run.final.n == 8
+
+
+def _resume_over_stale_folder(tmp_path: Path, policy: str) -> tuple[object, dict, list[int]]:
+    cfg = RunConfig(policy=policy, steps=8, keep_interval=2, resume=True, shard_mb=0.25)
+    run = start_run(cfg, tmp_path / "b")
+    options = DemoOptions(lag=0.1, timeout=90)
+    run_until(run, options, stop_when=lambda snap: snap.n >= 5 and (snap.LS or 0) > 2)
+    layout = Layout(run.root)
+    marker = read_json(layout.marker)
+    assert marker is not None and marker["step"] > 2  # the dead run's marker names a step above R
+    (layout.staging / "step_7.0.12345").mkdir(parents=True, exist_ok=True)  # half-written staging
+    (layout.staging / "step_7.0.12345" / "shard_0.pt").write_bytes(b"\x00" * 10)
+    removed = resume_run(run.root, 2, trace_dir=run.traces)
+    run_until(run, options)
+    run = finish(run)
+    first_loads = [s["loaded"][0] for s in run.stats if s["actor"] == "reader0" and s["epoch"] == 1 and s["loaded"]]
+    return run, removed, first_loads
+
+
+def test_resume_over_a_stale_folder_prunes_and_loads_r_first(tmp_path: Path) -> None:
+    run, removed, first_loads = _resume_over_stale_folder(tmp_path, "fenced")
+    assert removed["marker"] and removed["staging"] >= 1 and set(removed["steps"]) >= {3, 4, 5}
+    assert read_epoch(Layout(run.root)) == 1  # type: ignore[attr-defined]
+    assert first_loads == [2]  # the readers of the resumed run loaded R before anything else
+    assert run.total("load_failures") == 0 and run.total("torn_reads") == 0  # type: ignore[attr-defined]
+    assert _replay(run) == ("ok", [])
+
+
+def test_resume_post_fix_fails_the_same_scenario(tmp_path: Path) -> None:
+    run, removed, _ = _resume_over_stale_folder(tmp_path, "post_fix")
+    assert not removed["marker"]  # upstream leaves LOADED_STEP from the dead epoch
+    outcome, violated = _replay(run)
+    assert outcome == "violation" and "loaded_marker_sound" in violated
+
+
+def _replay(run: object) -> tuple[str, list[str]]:
+    from racefree.cli.demo import ckpt_report
+
+    r = ckpt_report(run)
+    return r["replay"], r.get("replay_violations", [])
+
+
+def test_demo_refuses_bad_options(run_cli) -> None:
+    code, _, err = run_cli("demo", "ckpt", "--policy", "pre_fix", "--resume-at", "2", "--keep-interval", "2")
+    assert code == 2 and "no resume" in err
+    code, _, err = run_cli("demo", "ckpt", "--resume-at", "3", "--keep-interval", "2")
+    assert code == 2 and "multiple of --keep-interval" in err
+    assert (ROOT / "spec" / "protocols" / "ckpt_retention.rf").exists()
