@@ -31,3 +31,13 @@ def test_runtime_benchmark_paths_run(tmp_path) -> None:
     runtime.write_trace(tmp_path / "t.jsonl", 300)
     rate, parse_rate, events = runtime.replay_rate(tmp_path / "t.jsonl")
     assert events == 300 and rate > 0 and parse_rate > 0
+
+
+def test_ckpt_benchmark_paths_run() -> None:
+    import pytest
+
+    pytest.importorskip("torch")
+    import ckpt  # bench/ckpt.py
+
+    row = ckpt.bookkeeping_row(0.25, 3)
+    assert row["step_ms"] > 0 and row["bare_ms"] > 0 and row["bookkeeping_ms"] > 0 and row["digest_ms"] > 0

@@ -24,8 +24,8 @@ torch = pytest.importorskip("torch")
 
 from racefree.codegen.instance import machine_class  # noqa: E402
 from racefree.runtime.ckpt import errors as E  # noqa: E402
+from racefree.runtime.ckpt.common import Deadline  # noqa: E402
 from racefree.runtime.ckpt.config import RunConfig, spec_path  # noqa: E402
-from racefree.runtime.ckpt.consumer import Reader  # noqa: E402
 from racefree.runtime.ckpt.demo import DemoOptions, finish, run_until, start_run  # noqa: E402
 from racefree.runtime.ckpt.files import (  # noqa: E402
     Layout,
@@ -35,8 +35,9 @@ from racefree.runtime.ckpt.files import (  # noqa: E402
     save_shard,
     write_manifest,
 )
+from racefree.runtime.ckpt.inprocess import InProcessRun  # noqa: E402
 from racefree.runtime.ckpt.launcher import create_run, read_epoch, resume_run  # noqa: E402
-from racefree.runtime.ckpt.orchestrator import Poller  # noqa: E402
+from racefree.runtime.ckpt.statefile import StateFile  # noqa: E402
 from racefree.runtime.ckpt.store import ProtocolStore  # noqa: E402
 from racefree.runtime.ckpt.trainer import Trainer, state_dict  # noqa: E402
 
@@ -102,8 +103,15 @@ def test_every_bad_file_is_a_typed_error(tmp_path: Path) -> None:
 
 def test_bad_protocol_files_stop_an_actor_with_the_path(tmp_path: Path) -> None:
     layout = create_run(tmp_path / "b", RunConfig(steps=4))
-    layout.state.write_text('{"machine": "CkptFenced", "state": {"n": 99}}')
-    with ProtocolStore(layout.root, actor="t") as store, pytest.raises(E.BadFile, match="PROTOCOL.json"):
+    good = (layout.root / "PROTOCOL.0").read_bytes()
+    (layout.root / "PROTOCOL.1").write_bytes(good[:-5])  # a torn newer slot: the older one is used
+    with ProtocolStore(layout.root, actor="t") as store:
+        assert store.peek().n == 0
+        (layout.root / "PROTOCOL.0").write_text("garbage")
+        with pytest.raises(E.BadFile, match="no valid protocol state"):
+            store.peek()
+    StateFile(layout.root).write(7, {"machine": "CkptFenced", "state": {"n": 99}})
+    with ProtocolStore(layout.root, actor="t") as store, pytest.raises(E.BadFile, match="PROTOCOL.1: bad state"):
         store.peek()
     layout.epoch.write_text('{"epoch": "one"}')
     with pytest.raises(E.BadFile, match="non-negative integer"):
@@ -116,34 +124,6 @@ def test_bad_protocol_files_stop_an_actor_with_the_path(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ one transition at a time
-
-class Scripted:
-    """Every actor of a fenced run in this process, stepped by hand (real files, real flock)."""
-
-    def __init__(self, root: Path, **cfg: object) -> None:
-        create_run(root, RunConfig(**cfg))  # type: ignore[arg-type]
-        self.layout = Layout(root)
-        self.trainer = Trainer(ProtocolStore(root, actor="trainer"))
-        self.poller = Poller(ProtocolStore(root, actor="poll"))
-        self.reader = Reader(ProtocolStore(root, actor="reader0"), "reader0")
-        self.reader.register()
-
-    def snap(self) -> object:
-        return self.trainer.store.peek()
-
-    def ship_and_train(self) -> None:
-        with self.poller.store.transaction() as m:
-            m.ship()
-        self.trainer.step("train")
-        self.trainer.publish(self.trainer.store.peek().n)
-
-    def load_newest(self) -> None:
-        for body in (self.poller.start, self.poller.send):
-            self.poller.step(body)
-        self.reader.load(self.poller.store.peek().ptgt)
-        self.poller.step(self.poller.done)
-        self.poller.step(lambda m: m.record())
-
 
 @contextlib.contextmanager
 def read_only(folder: Path) -> Iterator[None]:
@@ -162,17 +142,17 @@ def read_only(folder: Path) -> Iterator[None]:
 
 
 def test_read_only_folder_is_a_clear_error_and_nothing_is_deleted(tmp_path: Path) -> None:
-    run = Scripted(tmp_path / "b", steps=6, shard_mb=0.01)
+    run = InProcessRun(tmp_path / "b", RunConfig(steps=6, shard_mb=0.01))
     run.trainer.clean()
     for _ in range(2):
-        run.ship_and_train()
+        run.publish_next()
         run.trainer.clean()
         run.load_newest()
-    run.ship_and_train()  # step 3 published, the marker and the reader at 2: the clean retires step 1
-    before = run.layout.state.read_bytes()
+    run.publish_next()  # step 3 published, the marker and the reader at 2: the clean retires step 1
+    before = [p.read_bytes() for p in run.trainer.store.file.slots]
     with read_only(run.layout.root), pytest.raises(E.DiskError, match="protocol state is unchanged"):
         run.trainer.clean()
-    assert run.layout.state.read_bytes() == before and run.layout.step(1).is_dir()
+    assert [p.read_bytes() for p in run.trainer.store.file.slots] == before and run.layout.step(1).is_dir()
     assert run.snap().tpc.name == "CLEAN"  # type: ignore[attr-defined]
     run.trainer.clean()  # writable again: the same decision goes through
     assert not run.layout.step(1).exists() and run.snap().trash == {1}  # type: ignore[attr-defined]
@@ -181,10 +161,9 @@ def test_read_only_folder_is_a_clear_error_and_nothing_is_deleted(tmp_path: Path
 
 
 def test_full_disk_fails_the_publish_and_publishes_nothing(tmp_path: Path) -> None:
-    run = Scripted(tmp_path / "b", steps=4, shard_mb=2.0)
+    run = InProcessRun(tmp_path / "b", RunConfig(steps=4, shard_mb=2.0))
     run.trainer.clean()
-    with run.poller.store.transaction() as m:
-        m.ship()
+    run.ship()
     run.trainer.step("train")
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -196,9 +175,8 @@ def test_full_disk_fails_the_publish_and_publishes_nothing(tmp_path: Path) -> No
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old)
     assert run.layout.step_dirs() == {} and run.snap().present == frozenset()  # type: ignore[attr-defined]
-    with ProtocolStore(run.layout.root, actor="again") as store:
-        with pytest.raises(E.CkptError, match="half-published"):
-            Trainer(store).run(__import__("racefree.runtime.ckpt.common", fromlist=["Deadline"]).Deadline(5))
+    with ProtocolStore(run.layout.root, actor="again") as store, pytest.raises(E.CkptError, match="half-published"):
+        Trainer(store).run(Deadline(5))
 
 
 # ------------------------------------------------------------------ real processes

@@ -41,3 +41,16 @@ def test_importing_spec_and_runtime_does_not_load_z3() -> None:
     code = ("import sys, racefree.spec.loader, racefree.spec.interp, racefree.runtime; "
             "sys.exit(1 if 'z3' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_ckpt_runtime_never_loads_z3_or_the_cli() -> None:
+    """Trainers import the ckpt runtime: it builds machines through codegen, never the engines."""
+    for path in (ROOT / "runtime").rglob("*.py"):
+        for mod in _imports(path):
+            assert not mod.startswith(("racefree.verification", "racefree.cli")), (path, mod)
+    code = ("import sys, racefree.runtime.ckpt.worker as w, racefree.runtime.ckpt.demo; "
+            "from racefree.codegen.instance import machine_class; "
+            "from racefree.runtime.ckpt.config import spec_path; "
+            "machine_class(spec_path(), 'CkptFenced', {'S': 9}); "
+            "sys.exit(1 if 'z3' in sys.modules or 'racefree.verification' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -4,7 +4,7 @@ Layout (``root`` is the run's broadcast folder; one host, a local filesystem: NF
 both ``flock`` and the atomicity of ``rename`` this relies on)::
 
     LOCK                 flock target: every protocol transition holds it
-    PROTOCOL.json        the generated machine's state (its last committed transition)
+    PROTOCOL.0 .1        the generated machine's state after its last committed transition (statefile.py)
     EPOCH                {"epoch": E}: bumped by every resume (fenced)
     LOADED_STEP          {"epoch": E, "step": c}: written after every reader loaded c
     consumers/<id>.json  {"epoch": E, "loaded": v|null, "pin": v|null, ...}: one per reader
@@ -35,7 +35,6 @@ class Layout:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.lock = self.root / "LOCK"
-        self.state = self.root / "PROTOCOL.json"
         self.epoch = self.root / "EPOCH"
         self.marker = self.root / "LOADED_STEP"
         self.consumers = self.root / "consumers"
@@ -210,7 +209,15 @@ MANIFEST = "MANIFEST.json"
 
 
 def write_manifest(folder: Path, step: int, epoch: int, shards: list[dict[str, Any]]) -> None:
-    write_json(folder / MANIFEST, {"step": step, "epoch": epoch, "shards": shards})
+    """Written and fsynced in place: the staging folder is private until its rename (fsync it after)."""
+    path = folder / MANIFEST
+    try:
+        with open(path, "wb") as f:
+            f.write(json.dumps({"step": step, "epoch": epoch, "shards": shards}, sort_keys=True).encode())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise DiskError("write", path, exc) from None
 
 
 def read_manifest(folder: Path, step: int) -> list[dict[str, Any]]:

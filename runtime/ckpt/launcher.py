@@ -95,7 +95,7 @@ def resume_run(root: str | os.PathLike[str], step: int, *, trace_dir: Path | Non
                         raise DiskError("delete", on_disk[v], exc)
                     removed["steps"].append(v)
             fsync_dir(layout.root)
-            write_state(layout, store.machine)
+            store.save()
             if store.recorder is not None:
                 by_name = {a.name: a for a in store.cls.ACTIONS}
                 store.recorder.record(by_name["resume"], (step,))

@@ -1,7 +1,7 @@
 """The protocol state shared by the trainer, orchestrator and readers: the generated machine, under flock.
 
 Every decision is a transition of the generated machine for the run's policy. The
-machine's state lives in ``PROTOCOL.json`` beside the steps; a transition is taken in
+machine's state lives in ``PROTOCOL.0``/``.1`` beside the steps (``statefile.py``); a transition is taken in
 a ``transaction``: ``flock(LOCK)``, read the state, fire the action (its guard decides),
 do the I/O the transition stands for, write the state back, release. If the guard
 refuses, the I/O raises, or a monitored invariant breaks, nothing is written: the
@@ -9,9 +9,8 @@ transition did not happen and the next transaction starts from the last committe
 state. Each committed transition is appended to the process's JSONL trace, so
 ``racefree replay`` can check the merged run against the spec afterwards.
 
-The state file is replaced atomically but not fsynced: it survives any process crash
-(the page cache outlives the process), and after a power loss a resume rebuilds the
-run from the step folders, not from it.
+The state is not fsynced: it survives any process crash (the page cache outlives the
+process); a power loss is out of scope for this single-host runtime (documented).
 """
 
 from __future__ import annotations
@@ -30,9 +29,12 @@ from racefree.spec.ir import TMap, TSet
 
 from .config import RunConfig, spec_path
 from .errors import BadFile, ProtocolRefused
-from .files import Layout, read_json, write_json
+from .files import Layout, read_json
+from .statefile import StateFile
 
 RUN = "RUN.json"
+# the transitions after which the step folders on disk may have grown (counted for the disk bound)
+DISK_ACTIONS = frozenset({"publish_open", "publish_close", "send", "resume"})
 
 
 class ProtocolStore:
@@ -49,10 +51,14 @@ class ProtocolStore:
         self._fired: list[tuple[str, tuple[Any, ...]]] = []
         self.machine.add_listener(lambda action, args: self._fired.append((action, args)))
         self._fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        self.file = StateFile(self.layout.root)
+        self._seq = -1          # the committed seq the machine holds
+        self._dirty = True      # the machine may hold transitions that were not committed
         self.max_dirs = 0
         self.committed = 0
 
     def close(self) -> None:
+        self.file.close()
         if self.recorder is not None:
             self.recorder.close()
         if self._fd >= 0:
@@ -68,28 +74,29 @@ class ProtocolStore:
     # -------------------------------------------------------------- state file
     def peek(self) -> Any:
         """The last committed state, read without the lock: good for deciding when to ask, not what."""
-        self._load()
+        self.load()
         return self.machine.snapshot()
 
     def load(self) -> None:
-        """Set the machine to the last committed state (inside a transaction for a decision)."""
-        self._load()
+        """Set the machine to the last committed state (inside a transaction for a decision).
 
-    def _load(self) -> None:
-        obj = read_json(self.layout.state, "the run's protocol state; a resume rebuilds it")
-        if obj is None:
-            raise BadFile(self.layout.state, "missing: this folder holds no run (start one with the launcher)")
+        Decoding is skipped when the committed state is the one this machine already holds.
+        """
+        seq, obj = self.file.read()
+        if seq == self._seq and not self._dirty:
+            return
         if obj.get("machine") != self.cls.MACHINE or not isinstance(obj.get("state"), dict):
-            raise BadFile(self.layout.state, f"not a {self.cls.MACHINE} state")
+            raise BadFile(self.file.slots[seq % 2], f"not a {self.cls.MACHINE} state")
         values = obj["state"]
         try:
-            encoded = tuple(_from_json(ty, values[name]) for name, ty in self.cls.VARS)
-            self.machine.restore(encoded)
+            self.machine.restore(tuple(_from_json(ty, values[name]) for name, ty in self.cls.VARS))
         except (KeyError, TypeError, ValueError) as exc:
-            raise BadFile(self.layout.state, f"bad state: {exc}") from None
+            raise BadFile(self.file.slots[seq % 2], f"bad state: {exc}") from None
+        self._seq, self._dirty = seq, False
 
     def save(self) -> None:
-        write_state(self.layout, self.machine)
+        self._seq += 1
+        self.file.write(self._seq, state_object(self.machine))
 
     # -------------------------------------------------------------- transitions
     @contextlib.contextmanager
@@ -97,8 +104,9 @@ class ProtocolStore:
         """Hold the run's lock with the machine at the last committed state; commit what was fired."""
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            self._load()
+            self.load()
             self._fired.clear()
+            self._dirty = True
             yield self.machine
             if self._fired:
                 self.save()
@@ -108,7 +116,9 @@ class ProtocolStore:
                     for action, args in self._fired:
                         self.recorder.record(by_name[action], args)
                     self.recorder.flush()  # in lock order, and nothing lost if this process is killed
-                self.max_dirs = max(self.max_dirs, self.layout.dirs_on_disk(self.config.keep_interval))
+                if any(a in DISK_ACTIONS for a, _ in self._fired):
+                    self.max_dirs = max(self.max_dirs, self.layout.dirs_on_disk(self.config.keep_interval))
+            self._dirty = False
         finally:
             self._fired.clear()
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -138,10 +148,18 @@ def _from_json(ty: Any, v: Any) -> Any:
     return v
 
 
-def write_state(layout: Layout, machine: Any) -> None:
+def state_object(machine: Any) -> dict[str, Any]:
     values = dict(zip([n for n, _ in machine.VARS], machine.encoded(), strict=True))
-    state = {name: _to_json(ty, values[name]) for name, ty in machine.VARS}
-    write_json(layout.state, {"machine": machine.MACHINE, "state": state}, durable=False)
+    return {"machine": machine.MACHINE, "state": {name: _to_json(ty, values[name]) for name, ty in machine.VARS}}
+
+
+def write_state(layout: Layout, machine: Any, seq: int = 0) -> None:
+    """The first commit of a run (the launcher), or a resume's (seq above the dead run's)."""
+    f = StateFile(layout.root)
+    try:
+        f.write(seq, state_object(machine))
+    finally:
+        f.close()
 
 
 def read_config(layout: Layout) -> RunConfig:

@@ -164,8 +164,6 @@ class Trainer:
                 dst = self.layout.trash / f"step_{v}.{uuid.uuid4().hex[:8]}"
                 os.rename(src, dst)
                 moved.append((src, dst))
-            if moved:
-                fsync_dir(self.layout.root)
         except (OSError, CkptError) as exc:
             for src, dst in reversed(moved):
                 os.rename(dst, src)
