@@ -109,7 +109,7 @@ def is_generated(path: Path) -> bool:
         return False
 
 
-def _recorded_hash(text: str) -> str | None:
+def recorded_hash(text: str) -> str | None:
     for line in text.splitlines()[:3]:
         if line.startswith(HASH_PREFIX):
             return line[len(HASH_PREFIX):].strip()
@@ -126,7 +126,7 @@ def drift(planned: list[Planned], outdir: Path) -> list[Drift]:
         text = p.path.read_text(encoding="utf-8")
         if text == p.text:
             continue
-        problems.append(Drift(p.path, "hand-edited" if _recorded_hash(text) == p.source_hash else "stale"))
+        problems.append(Drift(p.path, "hand-edited" if recorded_hash(text) == p.source_hash else "stale"))
     if outdir.is_dir():
         for path in sorted(outdir.glob("*.py")):
             if path not in wanted and is_generated(path):

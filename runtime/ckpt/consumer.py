@@ -60,8 +60,9 @@ class Reader:
             else:
                 time.sleep(POLL_S)
 
-    def load(self, t: int) -> None:
-        """Load step t as part of the current fan-out."""
+    def load(self, t: int) -> list[dict[str, Any]] | None:
+        """Load step t as part of the current fan-out: its shards' state dicts, or None if it failed."""
+        loaded: list[dict[str, Any]] = []
         time.sleep(self.lag_s)  # the lagging reader: sleeps after being asked
         self.record.update(target=t, status="reading", pin=t if self.fenced else None)
         shards: list[tuple[Path, dict[str, Any] | None]] = []
@@ -83,14 +84,14 @@ class Reader:
         for path, entry in shards[:-1]:
             if error is None:
                 try:
-                    load_shard(path, t, entry)
+                    loaded.append(load_shard(path, t, entry))
                 except LoadFailed as exc:
                     error = exc
             time.sleep(self.lag_s / max(1, len(shards)))  # and between shards
         with self.store.transaction() as m:
             if shards and error is None:
                 try:
-                    load_shard(shards[-1][0], t, shards[-1][1])
+                    loaded.append(load_shard(shards[-1][0], t, shards[-1][1]))
                 except LoadFailed as exc:
                     error = exc
             status = "ok" if error is None else "torn" if isinstance(error, TornRead) else "failed"
@@ -104,9 +105,10 @@ class Reader:
                     self.stats.divergences += 1
         if error is not None:
             self.stats.failed(error)
-        else:
-            self.stats.loads_ok += 1
-            self.stats.loaded.append(t)
+            return None
+        self.stats.loads_ok += 1
+        self.stats.loaded.append(t)
+        return loaded
 
     def _shards(self, t: int) -> list[tuple[Path, dict[str, Any] | None]]:
         folder = self.layout.step(t)

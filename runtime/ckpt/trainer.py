@@ -86,21 +86,28 @@ class Trainer:
         self.stats.bookkeeping_s += time.perf_counter() - t0
 
     # -------------------------------------------------------------- publisher
-    def publish(self, n: int) -> None:
-        """Publish step n: stage or open in place, write every shard, then make it visible."""
+    def publish(self, n: int, shards: list[dict[str, Any]] | None = None) -> None:
+        """Publish step n: stage or open in place, write every shard, then make it visible.
+
+        ``shards``: the state dict, one dict of tensors per shard file (``config.shards`` of
+        them); the demo's fake weights when omitted.
+        """
+        if shards is not None and len(shards) != self.config.shards:
+            raise ValueError(f"step {n}: {len(shards)} shards, the run has {self.config.shards} per step")
         t0 = time.perf_counter()
         with self.store.transaction() as m:
             self.store.take(m, "publish_open")
             folder = self._open(n)
         self.stats.bookkeeping_s += time.perf_counter() - t0
-        shards = []
+        entries = []
         for j in range(self.config.shards):
-            shards.append(save_shard(folder / shard_name(j), state_dict(n, j, self.config.shard_mb)))
+            tensors = shards[j] if shards is not None else state_dict(n, j, self.config.shard_mb)
+            entries.append(save_shard(folder / shard_name(j), tensors))
             if self.kill_after == (n, j):
                 os.kill(os.getpid(), signal.SIGKILL)  # fault injection: die mid-write
         t0 = time.perf_counter()
         if self.fenced:
-            write_manifest(folder, n, self.epoch, shards)
+            write_manifest(folder, n, self.epoch, entries)
             fsync_dir(folder)
         with self.store.transaction() as m:
             self.store.take(m, "publish_close")
