@@ -160,6 +160,28 @@ def test_read_only_folder_is_a_clear_error_and_nothing_is_deleted(tmp_path: Path
     assert not any(run.layout.trash.iterdir()) and run.snap().trash == frozenset()  # type: ignore[attr-defined]
 
 
+def test_a_corrupt_shard_is_a_typed_failure_and_the_reader_keeps_serving(tmp_path: Path) -> None:
+    run = InProcessRun(tmp_path / "b", RunConfig(steps=6, shard_mb=0.01))
+    run.trainer.clean()
+    run.publish_next()
+    shard = run.layout.step(1) / "shard_1.pt"
+    data = shard.read_bytes()
+    shard.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    for body in (run.poller.start, run.poller.send):
+        run.poller.step(body)
+    assert run.reader.load(1) is None
+    assert run.reader.stats.load_failures == 1 and run.reader.stats.errors[0].startswith("ManifestMismatch")
+    assert run.reader.stats.divergences == 1  # the spec has no bit rot: the machine thinks the load went fine
+    run.poller.step(run.poller.done)
+    run.poller.step(lambda m: m.record())
+    run.trainer.clean()
+    run.publish_next()
+    for body in (run.poller.start, run.poller.send):
+        run.poller.step(body)
+    loaded = run.reader.load(2)
+    assert loaded is not None and float(loaded[0]["layer0.weight"][0]) == 2.0
+
+
 def test_full_disk_fails_the_publish_and_publishes_nothing(tmp_path: Path) -> None:
     run = InProcessRun(tmp_path / "b", RunConfig(steps=4, shard_mb=2.0))
     run.trainer.clean()

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CkptError
+from .errors import CkptError, TornRead
 from .store import ProtocolStore
 
 
@@ -30,8 +30,6 @@ class Stats:
     bookkeeping_s: float = 0.0    # time in protocol transactions (lock, state, guard, small files)
 
     def failed(self, exc: CkptError) -> None:
-        from .errors import TornRead
-
         if isinstance(exc, TornRead):
             self.torn_reads += 1
         else:

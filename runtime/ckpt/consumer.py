@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import Deadline, Stats, run_over
-from .errors import CkptError, LoadFailed, StepRetired, TornRead
+from .errors import BadFile, CkptError, StepRetired, TornRead
 from .files import listed_shards, load_shard, read_json, read_manifest, write_json
 from .launcher import check_epoch, read_epoch
 from .store import ProtocolStore
@@ -85,14 +85,14 @@ class Reader:
             if error is None:
                 try:
                     loaded.append(load_shard(path, t, entry))
-                except LoadFailed as exc:
+                except CkptError as exc:  # typed at the load boundary; the reader keeps serving
                     error = exc
             time.sleep(self.lag_s / max(1, len(shards)))  # and between shards
         with self.store.transaction() as m:
             if shards and error is None:
                 try:
                     loaded.append(load_shard(shards[-1][0], t, shards[-1][1]))
-                except LoadFailed as exc:
+                except CkptError as exc:  # typed at the load boundary; the reader keeps serving
                     error = exc
             status = "ok" if error is None else "torn" if isinstance(error, TornRead) else "failed"
             self.record.update(status=status, pin=None, loaded=t if error is None else self.record["loaded"])
@@ -120,7 +120,12 @@ class Reader:
         """Every registered reader's status for target t of this epoch; None while one is still loading."""
         out = []
         for path in sorted(self.layout.consumers.glob("*.json")):
-            rec = read_json(path)
+            try:
+                rec = read_json(path)
+            except BadFile as exc:  # another reader's record is garbage: count it as failed, keep serving
+                self.stats.errors.append(f"BadFile: {exc}")
+                out.append("failed")
+                continue
             if rec is None or rec.get("role") != "reader":
                 continue
             if rec.get("epoch") != self.epoch or rec.get("target") != t or rec.get("status") not in DONE:
@@ -178,14 +183,14 @@ class EvalReader:
             if error is None:
                 try:
                     load_shard(path, v, entry)
-                except LoadFailed as exc:
+                except CkptError as exc:  # typed at the load boundary; the reader keeps serving
                     error = exc
         time.sleep(self.lag_s / max(1, len(shards)))
         with self.store.transaction() as m:
             if shards and error is None:
                 try:
                     load_shard(shards[-1][0], v, shards[-1][1])
-                except LoadFailed as exc:
+                except CkptError as exc:  # typed at the load boundary; the reader keeps serving
                     error = exc
             if m.snapshot().ev.name == "EREADING":
                 m.eval_read()
