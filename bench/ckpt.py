@@ -116,8 +116,8 @@ def protocol_steps(root: Path, steps: int, shards: int, shard_mb: float) -> list
             t0 = time.perf_counter()
             run.trainer_step()
             total = time.perf_counter() - t0 - io[1]
-            run.load_newest()  # the reader's torch.load is not the trainer's time
             out.append((total, io[0], io[1], io[2]))
+            run.load_newest()  # not the trainer's time (its fsyncs come after the step is read off)
     finally:
         for (owner, name), fn in saved.items():
             setattr(owner, name, fn)

@@ -75,7 +75,7 @@ def cmd_demo_ckpt(args: argparse.Namespace) -> int:
     report = ckpt_report(run)
     if args.dir is None:
         shutil.rmtree(root.parent, ignore_errors=True)
-        report["dir"] = None
+        report["dir"] = report["replay_command"] = None  # pass --dir to keep the folder and its traces
     if args.json:
         print(json.dumps(report))
     else:
@@ -114,6 +114,7 @@ def ckpt_report(run: Any) -> dict[str, Any]:
         "crashed": bool(run.final.crashed),
         "divergences": run.total("divergences"),
         "errors": run.errors,
+        "worker_exits": {k: v for k, v in run.exit_codes.items() if v != 0},  # stopped runs: 143 (SIGTERM)
         "dir": str(run.root),
         "replay_command": (f"racefree replay {spec_path()} --machine {cfg.machine} "
                            + " ".join(f"--const {k}={v}" for k, v in cfg.consts.items())

@@ -271,8 +271,12 @@ def _resume_over_stale_folder(tmp_path: Path, policy: str) -> tuple[object, dict
     return run, removed, first_loads
 
 
-def test_resume_over_a_stale_folder_prunes_and_loads_r_first(tmp_path: Path) -> None:
+def test_resume_over_a_stale_folder_prunes_and_loads_r_first(tmp_path: Path, run_cli) -> None:
     run, removed, first_loads = _resume_over_stale_folder(tmp_path, "fenced")
+    traces = sorted(str(p) for p in run.traces.glob("*.jsonl"))  # type: ignore[attr-defined]
+    code, out, _ = run_cli("replay", str(spec_path()), "--machine", "CkptFenced", "--const", "S=8",
+                           "--const", "I=2", *traces)
+    assert code == 0 and "no invariant is violated" in out, out
     assert removed["marker"] and removed["staging"] >= 1 and set(removed["steps"]) >= {3, 4, 5}
     assert read_epoch(Layout(run.root)) == 1  # type: ignore[attr-defined]
     assert first_loads == [2]  # the readers of the resumed run loaded R before anything else

@@ -95,7 +95,9 @@ def run_until(run: DemoRun, options: DemoOptions, *, stop_when: Callable[[Any], 
                 if progress is not None:
                     progress(_line(run.config, snap, watch.layout.dirs_on_disk(run.config.keep_interval)))
                 reached = stop_when is not None and stop_when(snap) and snap.tpc.name != "PUB"
-                if stop_when is not None and (reached or procs["trainer"].poll() is not None):
+                trainer_gone = stop_when is not None and procs["trainer"].poll() is not None
+                failed = any(p.poll() not in (None, 0) for p in procs.values())  # the others would wait
+                if reached or trainer_gone or failed:
                     with run_lock(watch.layout):  # no worker is inside a transaction: kill them all
                         _kill(procs)
                     break
