@@ -50,6 +50,7 @@ class ProtocolStore:
         self.recorder = Recorder.for_process(trace_dir, actor) if trace_dir is not None else None
         self._fired: list[tuple[str, tuple[Any, ...]]] = []
         self.machine.add_listener(lambda action, args: self._fired.append((action, args)))
+        self._actions = {a.name: a for a in self.cls.ACTIONS}
         self._fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
         self.file = StateFile(self.layout.root)
         self._seq = -1          # the committed seq the machine holds
@@ -112,9 +113,8 @@ class ProtocolStore:
                 self.save()
                 self.committed += len(self._fired)
                 if self.recorder is not None:
-                    by_name = {a.name: a for a in self.cls.ACTIONS}
                     for action, args in self._fired:
-                        self.recorder.record(by_name[action], args)
+                        self.recorder.record(self._actions[action], args)
                     self.recorder.flush()  # in lock order, and nothing lost if this process is killed
                 if any(a in DISK_ACTIONS for a, _ in self._fired):
                     self.max_dirs = max(self.max_dirs, self.layout.dirs_on_disk(self.config.keep_interval))
