@@ -121,7 +121,7 @@ def ckpt_report(run: Any) -> dict[str, Any]:
                            + f" {run.traces}/*.jsonl"),
     }
     if result.outcome != "ok":
-        report["replay_property"] = result.prop
+        report["replay_property"] = result.prop  # None when an event was not enabled at all
         report["replay_violations"] = [p for p, _ in result.violations]
         report["replay_detail"] = render.replay_report(result, [str(p) for p in paths])
     return report

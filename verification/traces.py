@@ -197,7 +197,7 @@ def replay(m: ir.Machine, events: Iterator[Event], *, context: int = 10,
             if st is None:
                 refused = ReplayResult(m, n, len(states), "not_enabled", ev, _failing_conjunct(interp, states[cur], ev),
                                        before=recent[-context:], state=states[cur])
-                return _finish(first or refused, seen)
+                return _finish(refused, seen)  # a refused event outranks an earlier broken invariant
             nxt = ids.get(st)
             if nxt is None:
                 nxt = ids[st] = len(states)
