@@ -65,3 +65,21 @@ def test_counterexample_replays_on_the_generated_machine(cell: tuple[str, str]) 
         assert m.enabled_instances() == []
     elif res.loop_start is not None:  # a lasso: the loop closes on the generated machine too
         assert m.encoded() == res.trace[res.loop_start].state
+
+
+def test_replay_keep_going_lists_every_broken_property_and_stops_at_a_refusal() -> None:
+    from racefree.verification import traces
+
+    m = machines()["CkptPreFix"]
+    res = checker("CkptPreFix").check("no_delete_before_load")
+    assert res.trace is not None
+    events = [(float(i), 0, i, i, s.action, tuple(s.args), 1) for i, s in enumerate(res.trace[1:], 1)]
+    plain = traces.replay(m, iter(events))
+    full = traces.replay(m, iter(events), keep_going=True)
+    assert plain.outcome == full.outcome == "invariant" and plain.prop == full.prop == "async_bound"  # T2 first
+    assert plain.events < len(events) and [p for p, _ in plain.violations] == ["async_bound"]
+    assert ("no_delete_before_load", len(events)) in full.violations and full.events == plain.events
+    refused = events + [(1e9, 0, 999, 999, "publish_close", (), 1)]  # tpc is not PUB: not enabled
+    after = traces.replay(m, iter(refused), keep_going=True)
+    assert after.outcome == "not_enabled" and after.failing == refused[-1]
+    assert "no_delete_before_load" in dict(after.violations)
