@@ -62,11 +62,9 @@ class Reader:
 
     def load(self, t: int) -> list[dict[str, Any]] | None:
         """Load step t as part of the current fan-out: its shards' state dicts, or None if it failed."""
-        loaded: list[dict[str, Any]] = []
         time.sleep(self.lag_s)  # the lagging reader: sleeps after being asked
         self.record.update(target=t, status="reading", pin=t if self.fenced else None)
-        shards: list[tuple[Path, dict[str, Any] | None]] = []
-        error: CkptError | None = None
+        reads = ShardReads(t)
         with self.store.transaction() as m:
             check_epoch(self.layout, self.epoch)
             if m.snapshot().rd.name == "QUEUED":
@@ -75,25 +73,16 @@ class Reader:
             try:
                 if snap.rd.name == "FAILED" and self.fenced:
                     raise StepRetired(t, _floor(snap))  # refused before any read
-                shards = self._shards(t)  # the upstream policies just list the folder and find it gone
+                reads.shards = self._shards(t)  # the upstream policies just list the folder and find it gone
                 if snap.rd.name == "FAILED":
                     self.stats.divergences += 1  # the machine saw no shard, the disk has one
             except CkptError as exc:
-                error = exc
+                reads.error = exc
             self._write()
-        for path, entry in shards[:-1]:
-            if error is None:
-                try:
-                    loaded.append(load_shard(path, t, entry))
-                except CkptError as exc:  # typed at the load boundary; the reader keeps serving
-                    error = exc
-            time.sleep(self.lag_s / max(1, len(shards)))  # and between shards
+        reads.all_but_last(self.lag_s)  # and between shards
         with self.store.transaction() as m:
-            if shards and error is None:
-                try:
-                    loaded.append(load_shard(shards[-1][0], t, shards[-1][1]))
-                except CkptError as exc:  # typed at the load boundary; the reader keeps serving
-                    error = exc
+            reads.last()
+            error = reads.error
             status = "ok" if error is None else "torn" if isinstance(error, TornRead) else "failed"
             self.record.update(status=status, pin=None, loaded=t if error is None else self.record["loaded"])
             self._write()
@@ -103,12 +92,7 @@ class Reader:
                 # a torn read completes (and corrupts the weights) in the model too: no_torn_read breaks
                 if (m.snapshot().rd.name == "OK") != all(s in ("ok", "torn") for s in statuses):
                     self.stats.divergences += 1
-        if error is not None:
-            self.stats.failed(error)
-            return None
-        self.stats.loads_ok += 1
-        self.stats.loaded.append(t)
-        return loaded
+        return reads.settle(self.stats)
 
     def _shards(self, t: int) -> list[tuple[Path, dict[str, Any] | None]]:
         folder = self.layout.step(t)
@@ -162,8 +146,6 @@ class EvalReader:
             time.sleep(POLL_S)
 
     def evaluate(self) -> None:
-        shards: list[tuple[Path, dict[str, Any] | None]] = []
-        error: CkptError | None = None
         with self.store.transaction() as m:
             check_epoch(self.layout, self.epoch)
             choices = [args[0] for a, args in m.enabled_instances() if a == "eval_open"]
@@ -172,31 +154,56 @@ class EvalReader:
             v = min(choices)  # the oldest published step: the one retirement would take first
             m.eval_open(v)
             write_json(self.layout.record(self.name), {"epoch": self.epoch, "loaded": None, "pin": v, "role": "eval"})
+            reads = ShardReads(v)
             try:
                 if m.snapshot().ev.name != "EREADING":
                     raise StepRetired(v, _floor(m.snapshot()))
-                shards = [(self.layout.step(v) / e["name"], e) for e in read_manifest(self.layout.step(v), v)]
+                reads.shards = [(self.layout.step(v) / e["name"], e) for e in read_manifest(self.layout.step(v), v)]
             except CkptError as exc:
-                error = exc
-        for path, entry in shards[:-1]:
-            time.sleep(self.lag_s / max(1, len(shards)))
-            if error is None:
-                try:
-                    load_shard(path, v, entry)
-                except CkptError as exc:  # typed at the load boundary; the reader keeps serving
-                    error = exc
-        time.sleep(self.lag_s / max(1, len(shards)))
+                reads.error = exc
+        reads.all_but_last(self.lag_s)  # a slow evaluation: the pin protects the step meanwhile
         with self.store.transaction() as m:
-            if shards and error is None:
-                try:
-                    load_shard(shards[-1][0], v, shards[-1][1])
-                except CkptError as exc:  # typed at the load boundary; the reader keeps serving
-                    error = exc
+            reads.last()
             if m.snapshot().ev.name == "EREADING":
                 m.eval_read()
             write_json(self.layout.record(self.name), {"epoch": self.epoch, "loaded": None, "pin": None, "role": "eval"})
-        if error is not None:
-            self.stats.failed(error)
-        else:
-            self.stats.loads_ok += 1
-            self.stats.loaded.append(v)
+        reads.settle(self.stats)
+
+
+class ShardReads:
+    """One load's shards: all but the last read outside the lock, the last one inside it, in the
+    transaction that takes the machine's ``read``, so its verdict is the disk's at that instant."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.shards: list[tuple[Path, dict[str, Any] | None]] = []
+        self.loaded: list[dict[str, Any]] = []
+        self.error: CkptError | None = None
+
+    def _read(self, path: Path, entry: dict[str, Any] | None) -> None:
+        if self.error is None:
+            try:
+                self.loaded.append(load_shard(path, self.step, entry))
+            except CkptError as exc:  # typed at the load boundary; the reader keeps serving
+                self.error = exc
+
+    def all_but_last(self, lag_s: float) -> None:
+        """Read them with ``lag_s`` of sleep spread across the shards (a lagging reader)."""
+        pause = lag_s / max(1, len(self.shards))
+        for path, entry in self.shards[:-1]:
+            self._read(path, entry)
+            time.sleep(pause)
+        time.sleep(pause)  # before the last shard, in the next transaction
+
+    def last(self) -> None:
+        if self.shards:
+            self._read(*self.shards[-1])
+
+    def settle(self, stats: Stats) -> list[dict[str, Any]] | None:
+        """Count the load; its state dicts, or None if it failed."""
+        if self.error is not None:
+            stats.failed(self.error)
+            return None
+        stats.loads_ok += 1
+        stats.loaded.append(self.step)
+        return self.loaded
