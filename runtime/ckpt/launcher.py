@@ -58,50 +58,36 @@ def run_lock(layout: Layout) -> Any:
         os.close(fd)
 
 
-def resume_run(root: str | os.PathLike[str], step: int, *, trace_dir: Path | None = None,
-               locked: bool = False) -> dict[str, Any]:
+def resume_run(root: str | os.PathLike[str], step: int, *, trace_dir: Path | None = None) -> dict[str, Any]:
     """Resume from interval checkpoint ``step``: the machine's ``resume`` decides, then the disk follows.
 
     Fenced (F5): bump EPOCH; delete LOADED_STEP, every consumer record, ``.staging``,
     ``.trash`` and every step above ``step`` (the dead lineage); keep the steps at or below.
     The post-fix variant (#2219) deletes the steps above and leaves the marker, as upstream.
-    Workers of the dead run must be gone: ``locked`` says the caller already holds the lock.
-    Returns what it removed: ``steps`` above ``step``, ``staging`` and ``trash`` entries,
-    ``records``, and whether a ``marker`` was there.
+    The dead run's workers must be gone. Returns what it removed: ``steps`` above ``step``,
+    ``staging`` and ``trash`` entries, ``records``, and whether a ``marker`` was there.
     """
     removed: dict[str, Any] = {"steps": [], "staging": 0, "trash": 0, "records": 0, "marker": False}
-    store = ProtocolStore(root, actor="launcher", trace_dir=trace_dir)
-    layout = store.layout
-    try:
-        ctx = contextlib.nullcontext() if locked else run_lock(layout)
-        with ctx:
-            store.load()
-            before = store.machine.snapshot()
-            store.machine.resume(step)  # GuardRejected names the conjunct that refuses it
-            after = store.machine.snapshot()
-            fenced = store.config.policy == "fenced"
-            if fenced:
-                write_json(layout.epoch, {"epoch": after.epoch})
-                removed["marker"] = layout.marker.exists()
-                with contextlib.suppress(FileNotFoundError):
-                    layout.marker.unlink()
-                removed["staging"] = _empty(layout.staging)
-                removed["trash"] = _empty(layout.trash)
-            removed["records"] = _empty(layout.consumers)  # fenced: F5; upstream: this runtime's fan-out bookkeeping
-            on_disk = layout.step_dirs()
-            for v in sorted(set(on_disk) | set(before.present)):
-                if v > step and v in on_disk:
-                    for exc in remove_tree(on_disk[v]):
-                        raise DiskError("delete", on_disk[v], exc)
-                    removed["steps"].append(v)
+    with ProtocolStore(root, actor="launcher", trace_dir=trace_dir) as store, store.transaction() as m:
+        layout = store.layout
+        m.resume(step)  # GuardRejected names the conjunct that refuses it
+        # Deletions first and EPOCH last: a failure part-way leaves the old epoch in force and a
+        # second resume_run redoes what is left (every deletion is idempotent).
+        for v, folder in sorted(layout.step_dirs().items()):
+            if v > step:
+                for exc in remove_tree(folder):
+                    raise DiskError("delete", folder, exc)
+                removed["steps"].append(v)
+        removed["records"] = _empty(layout.consumers)  # fenced: F5; upstream: this runtime's fan-out bookkeeping
+        if store.config.policy == "fenced":
+            removed["staging"] = _empty(layout.staging)
+            removed["trash"] = _empty(layout.trash)
+            removed["marker"] = layout.marker.exists()
+            with contextlib.suppress(FileNotFoundError):
+                layout.marker.unlink()
             fsync_dir(layout.root)
-            store.save()
-            if store.recorder is not None:
-                by_name = {a.name: a for a in store.cls.ACTIONS}
-                store.recorder.record(by_name["resume"], (step,))
-                store.recorder.flush()
-    finally:
-        store.close()
+            write_json(layout.epoch, {"epoch": m.snapshot().epoch})
+        fsync_dir(layout.root)
     return removed
 
 
