@@ -97,7 +97,7 @@ def ckpt_report(run: Any) -> dict[str, Any]:
         for ev in stream:
             counts[ev[4]] = counts.get(ev[4], 0) + 1
     result = traces.replay(m, traces.merged(streams), keep_going=True)
-    e = 1 if cfg.machine == "CkptFenced" or cfg.machine == "CkptPostFixEval" else 0
+    e = 1 if cfg.policy == "fenced" else 0  # the spec's E: only the fenced variant has an eval reader
     report: dict[str, Any] = {
         "policy": cfg.policy,
         "steps_published": counts.get("publish_close", 0),

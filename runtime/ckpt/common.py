@@ -12,6 +12,8 @@ from typing import Any
 from .errors import CkptError, TornRead
 from .store import ProtocolStore
 
+POLL_S = 0.005  # how often an actor looks at the committed state while it waits
+
 
 @dataclass
 class Stats:
@@ -27,7 +29,6 @@ class Stats:
     errors: list[str] = field(default_factory=list)
     max_dirs: int = 0
     transitions: int = 0
-    bookkeeping_s: float = 0.0    # time in protocol transactions (lock, state, guard, small files)
 
     def failed(self, exc: CkptError) -> None:
         if isinstance(exc, TornRead):

@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import Deadline, Stats, run_over
+from .common import POLL_S, Deadline, Stats, run_over
 from .errors import BadFile, CkptError, StepRetired, TornRead
 from .files import listed_shards, load_shard, read_json, read_manifest, write_json
 from .launcher import check_epoch, read_epoch
 from .store import ProtocolStore
 
-POLL_S = 0.005
 DONE = ("ok", "failed", "torn")
 
 

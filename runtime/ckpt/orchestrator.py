@@ -13,11 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .common import Deadline, Stats, run_over
+from .common import POLL_S, Deadline, Stats, run_over
 from .files import touch, write_atomic, write_json
 from .store import ProtocolStore
-
-POLL_S = 0.005
 
 
 class Shipper:
@@ -37,13 +35,11 @@ class Shipper:
                 time.sleep(POLL_S)  # waits on checkpoint_ready (and, fenced, on c >= s - A)
                 continue
             time.sleep(self.rollout_s)
-            t0 = time.perf_counter()
             with self.store.transaction() as m:
                 if m.enabled("ship"):
                     s = m.snapshot().s
                     m.ship()
                     write_atomic(self.store.layout.rollouts / f"batch_{s}", str(s).encode(), durable=False)
-            self.stats.bookkeeping_s += time.perf_counter() - t0
 
 
 class Poller:
@@ -82,11 +78,9 @@ class Poller:
                 time.sleep(POLL_S)
 
     def step(self, body: Callable[[Any], object]) -> None:
-        t0 = time.perf_counter()
         with self.store.transaction() as m:
             before = self.store.committed
             body(m)
-        self.stats.bookkeeping_s += time.perf_counter() - t0
         if self.store.committed == before:
             time.sleep(POLL_S)
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from racefree.codegen.instance import machine_class
-from racefree.runtime.base import MachineBase, Recorder
+from racefree.runtime.base import Recorder
 from racefree.spec.ir import TMap, TSet
 
 from .config import RunConfig, spec_path
@@ -169,7 +168,3 @@ def read_config(layout: Layout) -> RunConfig:
         raise BadFile(path, "missing: this folder holds no run (start one with the launcher)")
     return RunConfig.from_json(path, obj)
 
-
-def dumps_state(machine: MachineBase) -> str:
-    """For error messages and reports."""
-    return json.dumps({n: _to_json(t, v) for (n, t), v in zip(machine.VARS, machine.encoded(), strict=True)})

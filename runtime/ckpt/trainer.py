@@ -21,13 +21,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .common import Deadline, Stats, run_over
+from .common import POLL_S, Deadline, Stats, run_over
 from .errors import CkptError, DiskError, FencedOut, StepFolderInvalid
 from .files import fsync_dir, remove_tree, save_shard, shard_name, touch, write_manifest
 from .launcher import read_epoch
 from .store import ProtocolStore
-
-POLL_S = 0.005
 
 
 def state_dict(step: int, shard: int, mb: float) -> dict[str, Any]:
@@ -80,10 +78,8 @@ class Trainer:
                     raise CkptError(f"the trainer found its own step half-published (pc {other}): resume the run")
 
     def step(self, action: str) -> None:
-        t0 = time.perf_counter()
         with self.store.transaction() as m:
             self.store.take(m, action)
-        self.stats.bookkeeping_s += time.perf_counter() - t0
 
     # -------------------------------------------------------------- publisher
     def publish(self, n: int, shards: list[dict[str, Any]] | None = None) -> None:
@@ -94,25 +90,21 @@ class Trainer:
         """
         if shards is not None and len(shards) != self.config.shards:
             raise ValueError(f"step {n}: {len(shards)} shards, the run has {self.config.shards} per step")
-        t0 = time.perf_counter()
         with self.store.transaction() as m:
             self.store.take(m, "publish_open")
             folder = self._open(n)
-        self.stats.bookkeeping_s += time.perf_counter() - t0
         entries = []
         for j in range(self.config.shards):
             tensors = shards[j] if shards is not None else state_dict(n, j, self.config.shard_mb)
             entries.append(save_shard(folder / shard_name(j), tensors))
             if self.kill_after == (n, j):
                 os.kill(os.getpid(), signal.SIGKILL)  # fault injection: die mid-write
-        t0 = time.perf_counter()
         if self.fenced:
             write_manifest(folder, n, self.epoch, entries)
             fsync_dir(folder)
         with self.store.transaction() as m:
             self.store.take(m, "publish_close")
             self._close(n, folder)
-        self.stats.bookkeeping_s += time.perf_counter() - t0
 
     def _open(self, n: int) -> Path:
         try:
@@ -147,7 +139,6 @@ class Trainer:
     # -------------------------------------------------------------- cleaner
     def clean(self) -> None:
         """The machine's ``clean``: its victims are what it removes from ``present``; the disk follows."""
-        t0 = time.perf_counter()
         with self.store.transaction() as m:
             before = m.snapshot().present
             self.store.take(m, "clean")
@@ -158,7 +149,6 @@ class Trainer:
                 for v in victims:
                     for exc in remove_tree(self.layout.step(v)):
                         raise DiskError("delete", self.layout.step(v), exc)
-        self.stats.bookkeeping_s += time.perf_counter() - t0
 
     def _retire(self, victims: list[int]) -> None:
         """Rename each victim into .trash (atomic, invisible); on any failure put back what moved."""
