@@ -258,13 +258,17 @@ def _resume_over_stale_folder(tmp_path: Path, policy: str) -> tuple[object, dict
     cfg = RunConfig(policy=policy, steps=8, keep_interval=2, resume=True, shard_mb=0.25)
     run = start_run(cfg, tmp_path / "b")
     options = DemoOptions(lag=0.1, timeout=90)
-    run_until(run, options, stop_when=lambda snap: snap.n >= 5 and (snap.LS or 0) > 2)
+    # The newest trained step (``n`` >= 5) published, so never retired yet, and a load above R.
+    run_until(run, options, stop_when=lambda snap: snap.n >= 5 and snap.n in snap.present and (snap.LS or 0) > 2)
     layout = Layout(run.root)
     marker = read_json(layout.marker)
     assert marker is not None and marker["step"] > 2  # the dead run's marker names a step above R
+    stale = sorted(v for v in layout.step_dirs() if v > 2)  # older ones may already be retired
+    assert stale and stale[-1] >= 5
     (layout.staging / "step_7.0.12345").mkdir(parents=True, exist_ok=True)  # half-written staging
     (layout.staging / "step_7.0.12345" / "shard_0.pt").write_bytes(b"\x00" * 10)
     removed = resume_run(run.root, 2, trace_dir=run.traces)
+    assert removed["steps"] == stale
     run_until(run, options)
     run = finish(run)
     first_loads = [s["loaded"][0] for s in run.stats if s["actor"] == "reader0" and s["epoch"] == 1 and s["loaded"]]
@@ -277,7 +281,7 @@ def test_resume_over_a_stale_folder_prunes_and_loads_r_first(tmp_path: Path, run
     code, out, _ = run_cli("replay", str(spec_path()), "--machine", "CkptFenced", "--const", "S=8",
                            "--const", "I=2", *traces)
     assert code == 0 and "no invariant is violated" in out, out
-    assert removed["marker"] and removed["staging"] >= 1 and set(removed["steps"]) >= {3, 4, 5}
+    assert removed["marker"] and removed["staging"] >= 1
     assert read_epoch(Layout(run.root)) == 1  # type: ignore[attr-defined]
     assert first_loads == [2]  # the readers of the resumed run loaded R before anything else
     assert run.total("load_failures") == 0 and run.total("torn_reads") == 0  # type: ignore[attr-defined]
