@@ -120,34 +120,59 @@ def cycle_transitions(models: list[_SlotModel], n: int) -> None:
         m.consume()  # type: ignore[attr-defined]
 
 
-def per_transition(run: Callable[[], None], transitions: int, repeat: int) -> float:
-    """Median microseconds per transition."""
-    times = []
+def per_transition(variants: list[tuple[str, Callable[[], None], int]], repeat: int) -> list[tuple[str, float]]:
+    """Median microseconds per transition of each (name, run, transitions), the runs interleaved
+    round-robin so that a slow spell of this shared machine hits every variant alike."""
+    times: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     for _ in range(repeat):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) / transitions * 1e6
+        for name, run, transitions in variants:
+            t = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - t) / transitions * 1e6)
+    return [(name, statistics.median(times[name])) for name, _, _ in variants]
 
 
 def transition_table(n: int, repeat: int) -> list[tuple[str, float]]:
     tmp = Path(tempfile.mkdtemp())
-    rows: list[tuple[str, float]] = []
-    rows.append(("hand-written, with a lock (baseline)", per_transition(lambda: cycle(HandWritten(), n), 3 * n, repeat)))
-    rows.append(("generated, bare", per_transition(lambda: cycle(Slots(), n), 3 * n, repeat)))
 
     def recorded() -> None:
         with Recorder(tmp / "events.jsonl") as rec:
             cycle(Slots(recorder=rec), n)
 
-    rows.append(("generated, recorder on (incl. writing the file)", per_transition(recorded, 3 * n, repeat)))
-    rows.append(("generated, monitor on", per_transition(lambda: cycle(Slots(monitor=True), n), 3 * n, repeat)))
     small = max(n // 10, 1)
-    rows.append(("`transitions` Machine", per_transition(lambda: cycle_transitions(transitions_slots(False), small),
-                                                         3 * small, repeat)))
-    rows.append(("`transitions` LockedMachine", per_transition(
-        lambda: cycle_transitions(transitions_slots(True), small), 3 * small, repeat)))
-    return rows
+    return per_transition([
+        ("hand-written, with a lock (baseline)", lambda: cycle(HandWritten(), n), 3 * n),
+        ("generated, bare", lambda: cycle(Slots(), n), 3 * n),
+        ("generated, recorder on (incl. writing the file)", recorded, 3 * n),
+        ("generated, monitor on", lambda: cycle(Slots(monitor=True), n), 3 * n),
+        ("`transitions` Machine", lambda: cycle_transitions(transitions_slots(False), small), 3 * small),
+        ("`transitions` LockedMachine", lambda: cycle_transitions(transitions_slots(True), small), 3 * small),
+    ], repeat)
+
+
+def lock_idioms(n: int, repeat: int) -> tuple[float, float]:
+    """Microseconds per empty critical section: ``with lock`` and acquire/try/finally/release.
+
+    The generated methods use the second; the hand-written baseline the first, as people write it.
+    """
+    lock = threading.Lock()
+
+    def with_lock() -> None:
+        for _ in range(n):
+            with lock:
+                pass
+
+    def acquire_release() -> None:
+        for _ in range(n):
+            lock.acquire()
+            try:
+                pass
+            finally:
+                lock.release()
+
+    (_, with_us), (_, acquire_us) = per_transition([("with", with_lock, n), ("acquire", acquire_release, n)],
+                                                   repeat)
+    return with_us, acquire_us
 
 
 def write_trace(path: Path, events: int) -> None:
@@ -180,10 +205,13 @@ def main() -> None:
     rows = transition_table(n, args.repeat)
     base = rows[0][1]
     bare = rows[1][1]
-    print("| variant | us / transition | vs hand-written | vs generated bare |")
-    print("|---|---:|---:|---:|")
+    print("| variant | us / transition | vs hand-written | vs generated bare | added to bare, in bares |")
+    print("|---|---:|---:|---:|---:|")
     for name, us in rows:
-        print(f"| {name} | {us:.2f} | {us / base:.2f}x | {us / bare:.2f}x |")
+        print(f"| {name} | {us:.2f} | {us / base:.2f}x | {us / bare:.2f}x | {(us - bare) / bare:.2f}x |")
+    with_us, acquire_us = lock_idioms(3 * n, args.repeat)
+    print(f"\nAn empty critical section: `with lock:` {with_us:.2f} us, "
+          f"`lock.acquire()` + try/finally `release()` {acquire_us:.2f} us.")
     events = 100_000 if args.quick else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trace.jsonl"

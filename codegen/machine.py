@@ -288,11 +288,15 @@ class MachineModule:
         locked: Stmts = [
             make_assign("code", make_call(make_attr("self", f"_t_{a.name}"),
                                           *[make_name(p.name) for p in a.params], make_const(True))),
-            make_if(make_bool(ast.And(), done, make_attr("self", "_observed")),
-                    [make_expr(make_call(make_attr("self", "_observe"), info, args))]),
+            make_if(make_bool(ast.And(), done, make_compare(make_attr("self", "_on_commit"), ast.IsNot(),
+                                                            make_const(None))),
+                    [make_expr(make_call(make_attr("self", "_on_commit"), info, args))]),
         ]
+        # acquire/try/finally rather than ``with``: the same lock discipline at half the cost
+        # (``with`` looks up and calls __enter__/__exit__; ~0.25 us of a ~1.2 us transition here).
         body: Stmts = [
-            ast.With([ast.withitem(make_attr("self", "_lock"))], locked),
+            make_expr(make_call(make_attr(make_attr("self", "_lock"), "acquire"))),
+            ast.Try(locked, [], [], [make_expr(make_call(make_attr(make_attr("self", "_lock"), "release")))]),
             make_if(done, [make_if(make_attr("self", "_listeners"),
                                    [make_expr(make_call(make_attr("self", "_after"), info, args))]),
                            make_return(make_const(True))]),

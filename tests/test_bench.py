@@ -28,6 +28,7 @@ def test_runtime_benchmark_paths_run(tmp_path) -> None:
 
     rows = dict(runtime.transition_table(30, 1))
     assert len(rows) == 6 and all(us > 0 for us in rows.values())
+    assert all(us > 0 for us in runtime.lock_idioms(30, 1))
     runtime.write_trace(tmp_path / "t.jsonl", 300)
     rate, parse_rate, events = runtime.replay_rate(tmp_path / "t.jsonl")
     assert events == 300 and rate > 0 and parse_rate > 0

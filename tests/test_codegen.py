@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -195,6 +196,32 @@ def test_recorder_events_replay(tmp_path: Path, run_cli) -> None:
     (tmp_path / "c.jsonl").write_text(lines[0] + "\n{not json\n")
     code, _, err = run_cli("replay", str(EXAMPLES / "peterson.rf"), str(tmp_path / "c.jsonl"))
     assert code == 2 and "c.jsonl:2:1: error[RF040]" in err
+
+
+def test_event_lines_show_enums_bools_and_seconds(tmp_path: Path, run_cli) -> None:
+    """Each event is one JSON object; the cached tail of a repeated argument tuple is the same line."""
+    from racefree.codegen.instance import machine_class
+
+    spec = tmp_path / "paint.rf"
+    spec.write_text("machine Paint\n  enum Color { RED, BLUE }\n  var c: Color = RED\n  var wet: bool = false\n"
+                    "  role painter\n    action paint(to: Color, fresh: bool)\n      requires c != to\n"
+                    "      c := to\n      wet := fresh\n")
+    cls = machine_class(spec, "Paint")
+    color = cls.ENUMS["Color"]
+    before = time.time()
+    with Recorder(tmp_path / "p.jsonl") as rec:
+        m = cls(recorder=rec)
+        for to, fresh in [(color.BLUE, True), (color.RED, False), (color.BLUE, True), (1, False)] * 2:
+            if m.enabled("paint", to, fresh):
+                m.fire("paint", to, fresh)
+    after = time.time()
+    events = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [e["args"] for e in events[:3]] == [{"to": "BLUE", "fresh": True}, {"to": "RED", "fresh": False},
+                                               {"to": "BLUE", "fresh": True}]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert all(before <= e["time"] <= after for e in events) and all(e["pid"] == os.getpid() for e in events)
+    code, out, _ = run_cli("replay", str(spec), str(tmp_path / "p.jsonl"))
+    assert code == 0 and f"{len(events)} events" in out, out
 
 
 def test_replay_merges_files_by_time(tmp_path: Path, run_cli) -> None:

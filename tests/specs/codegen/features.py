@@ -127,10 +127,13 @@ class Features(MachineBase):
 
         Raises GuardRejected when not enabled.
         """
-        with self._lock:
+        self._lock.acquire()
+        try:
             code = self._t_finish(i, True)
-            if code == DONE and self._observed:
-                self._observe(_A_finish, (i,))
+            if code == DONE and self._on_commit is not None:
+                self._on_commit(_A_finish, (i,))
+        finally:
+            self._lock.release()
         if code == DONE:
             if self._listeners:
                 self._after(_A_finish, (i,))
@@ -170,10 +173,13 @@ class Features(MachineBase):
 
         Returns False (and logs) when not enabled.
         """
-        with self._lock:
+        self._lock.acquire()
+        try:
             code = self._t_reset(i, True)
-            if code == DONE and self._observed:
-                self._observe(_A_reset, (i,))
+            if code == DONE and self._on_commit is not None:
+                self._on_commit(_A_reset, (i,))
+        finally:
+            self._lock.release()
         if code == DONE:
             if self._listeners:
                 self._after(_A_reset, (i,))
