@@ -71,21 +71,25 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     paths = [Path(p) for p in args.paths] or bundled_specs()
     files = _load(paths)  # every file parses and type-checks before any verdict is printed
+    targets = [(f.path, m) for f in files for m in f.machines if not args.machine or m.name in args.machine]
+    consts = _instance_consts(args, paths)
+    if consts:  # the named machines at the sizes a deployment runs (every name checked first)
+        targets = [(files[0].path, load_instance(paths[0], name, consts)) for name in args.machine]
     progress = Progress(not args.json)
     opt = Options(engine=args.engine, depth=args.depth, timeout=args.timeout, progress=progress)
     results = []
-    for f in files:
-        for m in f.machines:
-            if args.machine and m.name not in args.machine:
-                continue
-            progress.reset()
-            for r in MachineChecker(m, opt).check_all():
-                results.append((_display_path(Path(f.path)), r))
+    for path, m in targets:
+        progress.reset()
+        for r in MachineChecker(m, opt).check_all():
+            results.append((_display_path(Path(path)), r))
     progress.clear()
     ok = all(r.matches for _, r in results)
     if args.json:
-        print(json.dumps([render.result_json(p, r) for p, r in results], indent=2))
+        print(json.dumps([render.result_json(p, r) | ({"consts": consts} if consts else {}) for p, r in results],
+                         indent=2))
         return 0 if ok else 1
+    if consts:
+        print("instance: " + ", ".join(f"{k}={v}" for k, v in consts.items()))
     print(render.results_table(results))
     for path, r in results:
         if r.trace is not None and not args.quiet:
@@ -97,6 +101,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     bad = [r for _, r in results if not r.matches]
     print(f"\n{len(results)} properties, {len(results) - len(bad)} as expected, {len(bad)} not as expected")
     return 0 if ok else 1
+
+
+def _instance_consts(args: argparse.Namespace, paths: list[Path]) -> dict[str, int]:
+    """``--const`` overrides of ``check``: one spec file and the machines named (RF041 otherwise)."""
+    if not args.const:
+        return {}
+    where = str(paths[0]) if args.paths else "<bundled specs>"
+    if len(args.paths) != 1 or not args.machine:
+        raise errors.bad_const_override(errors.Loc(where, 1, 1), args.const[0], "needs one spec file and --machine",
+                                        "racefree check SPEC --machine M --const NAME=VALUE")
+    return parse_consts(args.const, where)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -231,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--machine", action="append", help="only this machine (repeatable)")
     c.add_argument("--quiet", action="store_true", help="no trace tables")
     c.add_argument("--certificates", action="store_true", help="print the inductive invariant of each proof")
+    c.add_argument("--const", action="append", default=[], metavar="NAME=VALUE",
+                   help="check the --machine(s) with this constant replaced, e.g. the sizes a run uses "
+                        "(repeatable; one spec file)")
     engine_opts(c)
     c.set_defaults(func=cmd_check)
 

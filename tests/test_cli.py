@@ -36,6 +36,25 @@ def test_json_reports_proofs_and_replayed_counterexamples(run_cli) -> None:
     assert any(len(v) == 2 for v in last.values())
 
 
+def test_check_const_checks_the_machines_at_other_sizes(run_cli) -> None:
+    code, out, _ = run_cli("check", "--json", "spec/examples/slots.rf", "--machine", "Slots",
+                           "--machine", "SlotsForgetfulConsume", "--const", "W=2", "--const", "S=2")
+    assert code == 0
+    proof, _, cex, _ = json.loads(out)
+    assert proof["consts"] == {"W": 2, "S": 2} and proof["verdict"] == "holds"
+    assert "fin[1]" in proof["certificate"] and "fin[2]" not in proof["certificate"]  # two slots, not six
+    assert cex["verdict"] == "violated" and set(cex["trace"][-1]["state"]["fin"]) == {"0", "1"}
+    code, out, _ = run_cli("check", "spec/examples/slots.rf", "--machine", "Slots", "--const", "S=2", "--quiet")
+    assert code == 0 and out.startswith("instance: S=2")
+    for argv, why in [(["spec/examples/slots.rf", "--const", "S=2"], "needs one spec file and --machine"),
+                      (["--machine", "Slots", "--const", "S=2"], "needs one spec file and --machine"),
+                      (["spec/examples/slots.rf", "--machine", "Slots", "--const", "S"], "is not NAME=INTEGER"),
+                      (["spec/examples/slots.rf", "--machine", "Slots", "--const", "Q=1"], "unknown constant"),
+                      (["spec/examples/slots.rf", "--machine", "Nope", "--const", "S=1"], "unknown machine")]:
+        code, out, err = run_cli("check", *argv)
+        assert code == 2 and why in err and "Traceback" not in err and out == "", (argv, err)
+
+
 def test_json_reports_liveness_lassos_and_proofs(run_cli) -> None:
     code, out, _ = run_cli("check", "--json", "spec/examples/slots.rf", "--machine", "SlotsLive",
                            "--machine", "SlotsLiveUnfairReader")
