@@ -291,8 +291,8 @@ class MachineBase:
                 tail = f'"machine":"{cls.MACHINE}","role":"{a.role}","action":"{a.name}","args":{{{fmt}}}'
                 object.__setattr__(a, "tail_fmt", tail)
                 object.__setattr__(a, "args_conv", conv)
-        if "INVARIANTS" in cls.__dict__:
-            cls._inv_checks = tuple((name, getattr(cls, f"_inv_{name}")) for name in cls.INVARIANTS)
+        # Per class, subclasses of a generated machine included (they may override a check).
+        cls._inv_checks = tuple((name, getattr(cls, f"_inv_{name}")) for name in getattr(cls, "INVARIANTS", ()))
 
     _by_name: ClassVar[dict[str, ActionInfo]]
     # (name, unbound check) per invariant, looked up once per class: the monitor runs them all
