@@ -83,14 +83,12 @@ class ActionInfo:
     TAILS_KEPT: ClassVar[int] = 4096
 
     def event_tail(self, args: tuple[Any, ...]) -> str:
-        """``"machine":..,"role":..,"action":..,"args":{..}`` of one event of this action."""
-        tail = self.tails.get(args)
-        if tail is None:
-            conv = self.args_conv
-            shown = args if conv is None else tuple(c(v) for c, v in zip(conv, args, strict=True))
-            tail = self.tail_fmt % shown
-            if len(self.tails) < self.TAILS_KEPT:
-                self.tails[args] = tail
+        """``"machine":..,"role":..,"action":..,"args":{..}`` of one event of this action, formatted
+        and kept in ``tails`` (the recorder looks there first)."""
+        conv = self.args_conv
+        tail: str = self.tail_fmt % (args if conv is None else tuple(c(v) for c, v in zip(conv, args, strict=True)))
+        if len(self.tails) < self.TAILS_KEPT:
+            self.tails[args] = tail
         return tail
 
     def instances(self) -> Iterator[tuple[Any, ...]]:
