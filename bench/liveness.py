@@ -15,6 +15,7 @@ import time
 from racefree.spec.loader import load_text
 from racefree.verification import liveness as live
 from racefree.verification.encode import Encoding
+from racefree.verification.limits import Limits
 from slots import SLOTS, median
 
 TRIVIAL = """
@@ -41,7 +42,7 @@ def prove_time(text: str, machine: str = "Bench") -> float:
     t = time.perf_counter()
     enc = Encoding(m)
     insts = live.instances(enc, m.liveness[0])
-    assert live.prove(enc, insts, timeout_ms=120_000).holds
+    assert live.prove(enc, insts, Limits(0, 120_000)).holds
     return time.perf_counter() - t
 
 
@@ -51,8 +52,8 @@ def lasso_time(text: str, machine: str = "Bench") -> tuple[float, int]:
     t = time.perf_counter()
     enc = Encoding(m)
     insts = live.instances(enc, m.liveness[0])
-    proof = live.prove(enc, insts, timeout_ms=120_000)
-    found, _, _ = live.shortest_lasso(enc, proof.representatives, 30)
+    proof = live.prove(enc, insts, Limits(0, 120_000))
+    found, _, _ = live.shortest_lasso(enc, proof.representatives, 30, Limits(0, 0))
     assert found is not None
     return time.perf_counter() - t, len(found[1].picks)
 

@@ -22,6 +22,7 @@ from racefree.verification.bmc import bmc
 from racefree.verification.certificate import recheck, to_spec
 from racefree.verification.encode import Encoding
 from racefree.verification.explicit import explore
+from racefree.verification.limits import Limits
 from racefree.verification.prove import spacer_prove
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,10 +59,10 @@ def prove_phases(text: str, prop: str) -> dict[str, float]:
     enc = Encoding(m)
     formula = enc.invariant(m.invariant(prop).expr, enc.base)
     t1 = time.perf_counter()
-    attempt = spacer_prove(enc, formula, timeout_ms=60_000)
+    attempt = spacer_prove(enc, formula, Limits(0, 60_000))
     assert attempt.verdict == "holds" and attempt.invariant is not None
     t2 = time.perf_counter()
-    recheck(enc, to_spec(attempt.invariant, enc), formula, timeout_ms=60_000)
+    recheck(enc, to_spec(attempt.invariant, enc), formula, Limits(0, 60_000))
     t3 = time.perf_counter()
     return {"encode": t1 - t0, "spacer": t2 - t1, "certificate": t3 - t2, "total": t3 - t0}
 
@@ -70,7 +71,7 @@ def bmc_time(text: str, prop: str) -> tuple[float, int]:
     m = load_text(text).machines[-1]
     t0 = time.perf_counter()
     enc = Encoding(m)
-    trace, _, _ = bmc(enc, enc.invariant(m.invariant(prop).expr, enc.base), 40)
+    trace, _, _ = bmc(enc, enc.invariant(m.invariant(prop).expr, enc.base), 40, Limits(0, 0))
     assert trace is not None
     return time.perf_counter() - t0, len(trace) - 1
 

@@ -13,12 +13,18 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from racefree import __version__
 from racefree.spec import errors, ir
 from racefree.spec.loader import load_file, load_instance, parse_consts
 from racefree.spec.printer import show
+from racefree.verification.result import Result
 
 from . import render
+
+if TYPE_CHECKING:
+    from racefree.verification.engine import Options
 
 
 def bundled_specs() -> list[Path]:
@@ -32,21 +38,32 @@ def bundled_specs() -> list[Path]:
 
 
 class Progress:
-    """A one-line status on stderr, shown only on a terminal and only once work has taken over a second."""
+    """Progress of long work on stderr, once it has taken over a second: a status line redrawn in
+    place on a terminal; elsewhere (CI logs) one line per ``LOG_EVERY_S`` at most."""
+
+    LOG_EVERY_S = 10.0
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
         self.started = time.monotonic()
+        self.logged = 0.0
         self.shown = False
 
     def reset(self) -> None:
         self.started = time.monotonic()
 
     def __call__(self, message: str) -> None:
-        if self.enabled and time.monotonic() - self.started > 1.0:
+        now = time.monotonic()
+        if not self.enabled or now - self.started <= 1.0:
+            return
+        if self.tty:
             sys.stderr.write("\r\033[K" + message[:120])
-            sys.stderr.flush()
             self.shown = True
+        elif now - self.logged >= self.LOG_EVERY_S:
+            sys.stderr.write(f"racefree: {message} ({now - self.started:.0f} s)\n")
+            self.logged = now
+        sys.stderr.flush()
 
     def clear(self) -> None:
         if self.shown:
@@ -66,27 +83,61 @@ def _display_path(p: Path) -> str:
         return str(p)
 
 
+def _machines(files: list[ir.SpecFile], names: list[str] | None) -> list[tuple[str, ir.Machine]]:
+    """The machines to work on: all of them, or those named; a file with no machine or a name that
+    matches nothing is an error (a command that checks nothing must not exit 0)."""
+    for f in files:
+        if not f.machines:
+            raise errors.nothing_to_check(errors.Loc(f.path, 1, 1), "no machine in this file",
+                                          "a spec declares at least one `machine Name ...`")
+    known = [m.name for f in files for m in f.machines]
+    for name in names or []:
+        if name not in known:
+            raise errors.unknown_name(errors.Loc(files[0].path, 1, 1), name, "machine", known)
+    return [(f.path, m) for f in files for m in f.machines if not names or m.name in names]
+
+
+def _properties(targets: list[tuple[str, ir.Machine]], wanted: list[str] | None) -> None:
+    """``--property`` names must each name a property of some machine checked."""
+    known = sorted({p for _, m in targets for p in m.property_names})
+    for name in wanted or []:
+        if name not in known:
+            raise errors.unknown_name(errors.Loc(targets[0][0], 1, 1), name, "property", known)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    from racefree.verification.engine import MachineChecker, Options
+    from racefree.verification.engine import MachineChecker
 
     paths = [Path(p) for p in args.paths] or bundled_specs()
     files = _load(paths)  # every file parses and type-checks before any verdict is printed
-    targets = [(f.path, m) for f in files for m in f.machines if not args.machine or m.name in args.machine]
+    targets = _machines(files, args.machine)
     consts = _instance_consts(args, paths)
     if consts:  # the named machines at the sizes a deployment runs (every name checked first)
         targets = [(files[0].path, load_instance(paths[0], name, consts)) for name in args.machine]
-    progress = Progress(not args.json)
-    opt = Options(engine=args.engine, depth=args.depth, timeout=args.timeout, progress=progress)
-    results = []
-    for path, m in targets:
-        progress.reset()
-        for r in MachineChecker(m, opt).check_all():
-            results.append((_display_path(Path(path)), r))
+    _properties(targets, args.property)
+    progress = Progress(True)
+    opt = _options(args, progress)
+    results: list[tuple[str, Result]] = []
+    interrupted = False
+    try:
+        for path, m in targets:
+            progress.reset()
+            for r in MachineChecker(m, opt).results(args.property):
+                results.append((_display_path(Path(path)), r))
+                if args.json:  # JSON Lines, flushed as each property finishes, so CI can stream it
+                    progress.clear()
+                    print(json.dumps(render.result_json(results[-1][0], r) | ({"consts": consts} if consts else {})),
+                          flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
     progress.clear()
     ok = all(r.matches for _, r in results)
+    if interrupted:
+        if not args.json and results:
+            print(render.results_table(results))
+        print(f"interrupted: {len(results)} properties checked before Ctrl-C", file=sys.stderr)
+        return 130
     if args.json:
-        print(json.dumps([render.result_json(p, r) | ({"consts": consts} if consts else {}) for p, r in results],
-                         indent=2))
         return 0 if ok else 1
     if consts:
         print("instance: " + ", ".join(f"{k}={v}" for k, v in consts.items()))
@@ -103,6 +154,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _options(args: argparse.Namespace, progress: Progress) -> Options:
+    """Engine options from the command line; an option not given keeps the engine's default."""
+    from racefree.verification.engine import Options
+
+    given = {k: getattr(args, k) for k in ("timeout", "rlimit") if getattr(args, k) is not None}
+    return Options(engine=args.engine, depth=args.depth, progress=progress, **given)
+
+
 def _instance_consts(args: argparse.Namespace, paths: list[Path]) -> dict[str, int]:
     """``--const`` overrides of ``check``: one spec file and the machines named (RF041 otherwise)."""
     if not args.const:
@@ -115,17 +174,13 @@ def _instance_consts(args: argparse.Namespace, paths: list[Path]) -> dict[str, i
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from racefree.verification.engine import MachineChecker, Options
+    from racefree.verification.engine import MachineChecker
 
-    f = load_file(args.file)
-    m = next((m for m in f.machines if m.name == args.machine), None)
-    if m is None:
-        raise errors.unknown_name(errors.Loc(args.file, 1, 1), args.machine, "machine", [x.name for x in f.machines])
+    [(_, m)] = _machines([load_file(args.file)], [args.machine])
     if args.property not in m.property_names:
         raise errors.unknown_property(m.loc, args.property, m.property_names)
     progress = Progress(True)
-    r = MachineChecker(m, Options(engine=args.engine, depth=args.depth, timeout=args.timeout,
-                                  progress=progress)).check(args.property)
+    r = MachineChecker(m, _options(args, progress)).check(args.property)
     progress.clear()
     if r.trace is None:
         print(f"%% {m.name}.{args.property}: {r.verdict} ({r.method}); no counterexample to draw")
@@ -137,10 +192,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    f = load_file(args.file)
-    for m in f.machines:
-        if not args.machine or m.name == args.machine:
-            print(show(m))
+    for _, m in _machines([load_file(args.file)], [args.machine] if args.machine else None):
+        print(show(m))
     return 0
 
 
@@ -166,6 +219,9 @@ def cmd_gen(args: argparse.Namespace) -> int:
     except GenError as exc:
         print(f"error[RF030]: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only or non-folder -o: gen.write leaves what was there
+        where = exc.filename or outdir
+        raise errors.cannot_write(errors.Loc(str(where), 1, 1), exc.strerror or str(exc)) from None
     for path in changed:
         print(f"wrote {_display_path(path)}")
     for path in removed:
@@ -208,10 +264,7 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     from racefree.codegen import diagram
     from racefree.codegen.machine import GenError
 
-    f = load_file(args.file)
-    m = next((m for m in f.machines if m.name == args.machine), None)
-    if m is None:
-        raise errors.unknown_name(errors.Loc(args.file, 1, 1), args.machine, "machine", [x.name for x in f.machines])
+    [(_, m)] = _machines([load_file(args.file)], [args.machine])
     try:
         g = diagram.control_graph(m, args.cell)
     except GenError as exc:
@@ -231,19 +284,34 @@ def cmd_codes(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="racefree", description="Prove, refute and explain protocol state machines.")
+    p = argparse.ArgumentParser(prog="racefree", description="Prove, refute and explain protocol state machines.",
+                                epilog="Exit codes: 0 every verdict as expected (or the command did what was "
+                                       "asked), 1 a verdict not as expected / a replay that does not conform, "
+                                       "2 bad input, 130 interrupted. `racefree CMD --help` for each command.")
+    p.add_argument("--version", action="version", version=f"racefree {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def engine_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--engine", choices=["auto", "prove", "bmc", "explicit"], default="auto",
-                        help="auto: Spacer proof, else shortest BMC counterexample (default)")
-        sp.add_argument("--depth", type=int, default=30, help="BMC depth bound (default 30)")
-        sp.add_argument("--timeout", type=float, default=60.0, help="seconds per solver call (default 60)")
+                        help="auto (default) and prove: the state graph when the instance is small, proofs "
+                             "(Houdini over the declared invariants, Spacer per slice, certificate re-checked), "
+                             "BMC for the shortest trace, k-induction, then explicit search; bmc: counterexamples "
+                             "only, never 'holds'; explicit: breadth-first enumeration through the interpreter")
+        sp.add_argument("--depth", type=int, default=30, help="BMC / lasso / k-induction bound (default 30)")
+        sp.add_argument("--rlimit", type=int, metavar="UNITS",
+                        help="Z3 work budget per solver call, in Z3 resource units: the deterministic limit "
+                             "that makes an engine give up (default 100,000,000: about a minute)")
+        sp.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="wall-clock safety net per solver call; its expiry reports 'unknown' (default 300)")
 
-    c = sub.add_parser("check", help="check every invariant of every machine against its expect line")
+    c = sub.add_parser("check", help="check every property of every machine against its expect line",
+                       description="Checks every invariant, liveness property and deadlock_free of the machines "
+                                   "and compares each verdict with its expect line (none: must hold).")
     c.add_argument("paths", nargs="*", help="spec files (default: the bundled specs)")
-    c.add_argument("--json", action="store_true", help="print one JSON object per property")
+    c.add_argument("--json", action="store_true",
+                   help="JSON Lines: one object per property, printed as soon as it is checked")
     c.add_argument("--machine", action="append", help="only this machine (repeatable)")
+    c.add_argument("--property", action="append", metavar="NAME", help="only this property (repeatable)")
     c.add_argument("--quiet", action="store_true", help="no trace tables")
     c.add_argument("--certificates", action="store_true", help="print the inductive invariant of each proof")
     c.add_argument("--const", action="append", default=[], metavar="NAME=VALUE",
@@ -253,15 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check)
 
     e = sub.add_parser("explain", help="print a counterexample as a Mermaid sequence diagram")
-    e.add_argument("file")
-    e.add_argument("machine")
-    e.add_argument("property")
+    e.add_argument("file", help="a spec file")
+    e.add_argument("machine", help="a machine of that file")
+    e.add_argument("property", help="one of its properties (an invariant, a liveness property or deadlock_free)")
     engine_opts(e)
     e.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("show", help="print machines with their variants merged, in spec syntax")
-    s.add_argument("file")
-    s.add_argument("machine", nargs="?")
+    s.add_argument("file", help="a spec file")
+    s.add_argument("machine", nargs="?", help="only this machine (default: all)")
     s.set_defaults(func=cmd_show)
 
     g = sub.add_parser("gen", help="generate a typed Python runtime module per machine (and model tests per spec)")
@@ -286,8 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(sub)
 
     d = sub.add_parser("diagram", help="draw a machine's control states (Mermaid stateDiagram-v2 or transitions)")
-    d.add_argument("file")
-    d.add_argument("machine")
+    d.add_argument("file", help="a spec file")
+    d.add_argument("machine", help="a machine of that file")
     d.add_argument("--cell", action="append", help="a variable or map cell to draw, e.g. pc[0] (repeatable; "
                                                     "default: the enum-valued variables)")
     d.add_argument("--format", choices=["mermaid", "transitions"], default="mermaid",

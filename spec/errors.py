@@ -48,6 +48,8 @@ CATALOG: dict[str, str] = {
     "RF030": "spec cannot become a Python module (name clash)",
     "RF040": "malformed event trace",
     "RF041": "malformed constant override",
+    "RF042": "nothing to check",
+    "RF043": "cannot write output",
 }
 
 
@@ -97,7 +99,12 @@ def unreadable_file(loc: Loc, reason: str) -> SpecError:
 
 def unknown_name(loc: Loc, name: str, what: str, known: list[str]) -> SpecError:
     close = [k for k in known if k.lower().startswith(name[:2].lower())][:3]
-    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"declare the {what} first"
+    if close:
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?"
+    elif known and len(known) <= 12:
+        hint = f"known: {', '.join(known)}"
+    else:
+        hint = f"declare the {what} first"
     return _err("RF010", f"unknown {what} '{name}'", loc, hint=hint)
 
 
@@ -175,6 +182,15 @@ def cyclic_definition(loc: Loc, name: str) -> SpecError:
 
 def bad_trace(loc: Loc, message: str, hint: str | None = None) -> SpecError:
     return _err("RF040", message, loc, hint=hint)
+
+
+def nothing_to_check(loc: Loc, what: str, hint: str) -> SpecError:
+    """A command that would otherwise succeed having checked nothing (never a false green)."""
+    return _err("RF042", what, loc, hint=hint)
+
+
+def cannot_write(loc: Loc, reason: str, hint: str = "choose a writable folder") -> SpecError:
+    return _err("RF043", f"cannot write output: {reason}", loc, hint=hint)
 
 
 def bad_const_override(loc: Loc, item: str, why: str = "is not NAME=INTEGER",

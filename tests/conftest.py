@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -26,3 +27,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
         return code, out.out, out.err
 
     return run
+
+
+def jsonl(out: str) -> list[dict]:
+    """``racefree check --json`` output: one JSON object per line."""
+    return [json.loads(line) for line in out.splitlines() if line.strip()]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
-from .conftest import ROOT
+from .conftest import ROOT, jsonl
 
 KEYS = {"file", "machine", "property", "kind", "verdict", "method", "bound", "seconds", "expected",
         "trace", "certificate", "states"}
@@ -16,7 +15,7 @@ def test_json_reports_proofs_and_replayed_counterexamples(run_cli) -> None:
     code, out, _ = run_cli("check", "--json", "spec/examples/slots.rf", "--machine", "Slots",
                            "--machine", "SlotsForgetfulConsume")
     assert code == 0
-    rows = json.loads(out)
+    rows = jsonl(out)
     assert [(r["machine"], r["property"]) for r in rows] == [
         ("Slots", "single_finaliser"), ("Slots", "deadlock_free"),
         ("SlotsForgetfulConsume", "single_finaliser"), ("SlotsForgetfulConsume", "deadlock_free")]
@@ -40,7 +39,7 @@ def test_check_const_checks_the_machines_at_other_sizes(run_cli) -> None:
     code, out, _ = run_cli("check", "--json", "spec/examples/slots.rf", "--machine", "Slots",
                            "--machine", "SlotsForgetfulConsume", "--const", "W=2", "--const", "S=2")
     assert code == 0
-    proof, _, cex, _ = json.loads(out)
+    proof, _, cex, _ = jsonl(out)
     assert proof["consts"] == {"W": 2, "S": 2} and proof["verdict"] == "holds"
     assert "fin[1]" in proof["certificate"] and "fin[2]" not in proof["certificate"]  # two slots, not six
     assert cex["verdict"] == "violated" and set(cex["trace"][-1]["state"]["fin"]) == {"0", "1"}
@@ -59,7 +58,7 @@ def test_json_reports_liveness_lassos_and_proofs(run_cli) -> None:
     code, out, _ = run_cli("check", "--json", "spec/examples/slots.rf", "--machine", "SlotsLive",
                            "--machine", "SlotsLiveUnfairReader")
     assert code == 0
-    rows = {(r["machine"], r["property"]): r for r in json.loads(out)}
+    rows = {(r["machine"], r["property"]): r for r in jsonl(out)}
     proof = rows[("SlotsLive", "ready_is_consumed")]
     assert proof["kind"] == "liveness" and proof["verdict"] == "holds"
     assert proof["method"] == "proof" and proof["bound"] is None and "liveness-to-safety" in proof["certificate"]
@@ -87,7 +86,7 @@ def test_property_without_expect_must_hold(run_cli, tmp_path) -> None:
                     "  terminal top: x == 3\n")
     code, out, _ = run_cli("check", "--json", str(spec))
     assert code == 1
-    row, deadlock = json.loads(out)
+    row, deadlock = jsonl(out)
     assert row["expected"] is None and row["verdict"] == "violated"
     assert deadlock["property"] == "deadlock_free" and deadlock["verdict"] == "holds"
 
@@ -110,7 +109,7 @@ def test_explain_prints_mermaid(run_cli) -> None:
 
 def test_bundled_specs_match_their_expectations(run_cli) -> None:
     code, out, _ = run_cli("check", "--json")
-    rows = json.loads(out)
+    rows = jsonl(out)
     assert code == 0 and rows, "bundled specs are found"
     assert all(r["verdict"] == (r["expected"] or "holds") for r in rows)
     assert {r["kind"] for r in rows} == {"invariant", "liveness"}
@@ -118,7 +117,7 @@ def test_bundled_specs_match_their_expectations(run_cli) -> None:
 
 def test_bmc_alone_never_claims_a_proof(run_cli) -> None:
     code, out, _ = run_cli("check", "--json", "--engine", "bmc", "--depth", "8", "spec/examples/peterson.rf")
-    for r in json.loads(out):
+    for r in jsonl(out):
         if r["expected"] == "violated":
             assert r["verdict"] == "violated"
         else:

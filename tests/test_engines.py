@@ -10,6 +10,7 @@ from racefree.spec.loader import load_file, load_text
 from racefree.verification.certificate import CertificateRejected, recheck
 from racefree.verification.encode import Encoding
 from racefree.verification.engine import MachineChecker, Options, replay_lasso
+from racefree.verification.limits import Limits
 from racefree.verification.replay import ReplayMismatch, replay
 from racefree.verification.result import Step
 
@@ -55,9 +56,9 @@ def test_certificate_recheck_rejects_a_non_inductive_invariant() -> None:
     prop = enc.invariant(m.invariant("single_finaliser").expr, enc.base)
     # The property alone is not inductive: a WRITING slot with one finaliser can be finalised again.
     with pytest.raises(CertificateRejected, match="not preserved by finalise"):
-        recheck(enc, "forall s: Slot. |fin[s]| <= 1", prop, timeout_ms=10_000)
+        recheck(enc, "forall s: Slot. |fin[s]| <= 1", prop, Limits(0, 10_000))
     with pytest.raises(CertificateRejected, match="does not imply"):
-        recheck(enc, "true", prop, timeout_ms=10_000)
+        recheck(enc, "true", prop, Limits(0, 10_000))
 
 
 def test_lasso_replay_checks_fairness() -> None:

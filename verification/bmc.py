@@ -16,19 +16,19 @@ import z3
 
 from .coi import Slice, conjuncts, slice_property
 from .encode import Encoding, literal
+from .limits import Limits
 from .result import STUTTER, Step
 
 
 class _Unrolling:
     """One slice's incremental BMC solver."""
 
-    def __init__(self, enc: Encoding, sl: Slice, timeout_ms: int) -> None:
+    def __init__(self, enc: Encoding, sl: Slice, limits: Limits) -> None:
         self.enc = enc
         self.cells = tuple(sl.cells)
         self.prop = sl.prop
-        self.solver = z3.Solver()
-        if timeout_ms:
-            self.solver.set("timeout", timeout_ms)
+        self.limits = limits
+        self.solver = limits.solver()
         self.frames = [enc.frame("@0")]
         self.picks: list[z3.ArithRef] = []
         x = self.frames[0]
@@ -37,7 +37,7 @@ class _Unrolling:
     def violated_at(self, depth: int) -> z3.CheckSatResult:
         self.solver.push()
         self.solver.add(z3.Not(self.enc.substitute(self.prop, self.frames[depth])))
-        res = self.solver.check()
+        res = self.limits.check(self.solver)
         if res != z3.sat:
             self.solver.pop()
         return res
@@ -52,17 +52,17 @@ class _Unrolling:
         self.picks.append(pick)
 
 
-def bmc(enc: Encoding, formula: z3.BoolRef, max_depth: int, *, timeout_ms: int = 0,
+def bmc(enc: Encoding, formula: z3.BoolRef, max_depth: int, limits: Limits, *,
         on_depth: Callable[[int], None] | None = None) -> tuple[list[Step] | None, int, bool]:
     """Search depths 0..max_depth for a state violating ``formula`` (over the base frame).
 
-    Returns (trace or None, depth reached, timed_out)."""
+    Returns (trace or None, depth reached, work budget spent)."""
     slices: dict[str, Slice] = {}
     for part in conjuncts(formula):
         if not z3.is_true(part):
             sl = slice_property(enc, part)
             slices.setdefault(sl.key, sl)
-    runs = [_Unrolling(enc, sl, timeout_ms) for sl in slices.values()]
+    runs = [_Unrolling(enc, sl, limits) for sl in slices.values()]
     for depth in range(max_depth + 1):
         if on_depth:
             on_depth(depth)

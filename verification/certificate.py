@@ -21,6 +21,7 @@ from racefree.spec.parser import parse_expression
 from racefree.spec.values import show_scalar
 
 from .encode import NONE, Encoding
+from .limits import Limits
 
 
 class CertificateRejected(AssertionError):
@@ -139,7 +140,7 @@ class _Printer:
         raise CertificateRejected(f"cannot print {e} in spec syntax")
 
 
-def recheck(enc: Encoding, text: str, prop: z3.BoolRef, *, timeout_ms: int) -> None:
+def recheck(enc: Encoding, text: str, prop: z3.BoolRef, limits: Limits) -> None:
     """Parse, type-check and re-encode ``text``; raise CertificateRejected unless it is inductive
     and implies ``prop`` (a formula over the base frame)."""
     m = enc.machine
@@ -148,13 +149,12 @@ def recheck(enc: Encoding, text: str, prop: z3.BoolRef, *, timeout_ms: int) -> N
     nxt = enc.frame("'")
     cert = z3.And(enc.invariant(parsed, x), enc.domain_constraint(x))
     cert_next = z3.And(enc.invariant(parsed, nxt), enc.domain_constraint(nxt))
-    s = z3.Solver()
-    s.set("timeout", timeout_ms)
+    s = limits.solver()
 
     def unsat(*fs: z3.BoolRef) -> bool:
         s.push()
         s.add(*fs)
-        r = s.check()
+        r = limits.check(s)
         s.pop()
         return r == z3.unsat
 
@@ -164,9 +164,9 @@ def recheck(enc: Encoding, text: str, prop: z3.BoolRef, *, timeout_ms: int) -> N
         raise CertificateRejected("the invariant does not imply the property")
     pick = z3.Int("pick?")
     s.add(cert, enc.step_relation(x, nxt, pick), z3.Not(cert_next))
-    r = s.check()
+    r = limits.check(s)
     if r == z3.sat:
         culprit = enc.actions[s.model().eval(pick, model_completion=True).as_long()].label
         raise CertificateRejected(f"the invariant is not preserved by {culprit}")
     if r != z3.unsat:
-        raise CertificateRejected("the inductiveness check timed out")
+        raise CertificateRejected("the inductiveness check ran out of its work budget")

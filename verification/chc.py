@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import z3
 
+from .limits import Limits
+
 
 @dataclass
 class Chc:
@@ -35,10 +37,9 @@ class ChcAnswer:
     invariant: z3.BoolRef | None = None  # over cur, when safe
 
 
-def solve(chc: Chc, timeout_ms: int) -> ChcAnswer:
+def solve(chc: Chc, limits: Limits) -> ChcAnswer:
     inv = z3.Function("Inv", *[v.sort() for v in chc.cur], z3.BoolSort())
-    s = z3.SolverFor("HORN")
-    s.set("timeout", timeout_ms)
+    s = limits.solver("HORN")
     # Inlining rules makes Z3 translate the model back with existential
     # quantifiers over eliminated variables; we need a printable, ground invariant.
     s.set("xform.inline_eager", False)
@@ -52,7 +53,7 @@ def solve(chc: Chc, timeout_ms: int) -> ChcAnswer:
     for step in chc.steps:
         s.add(clause(z3.And(inv(*chc.cur), step), inv(*chc.nxt), chc.cur + chc.nxt + chc.choices))
     s.add(clause(z3.And(inv(*chc.cur), chc.bad), z3.BoolVal(False), list(chc.cur)))
-    res = s.check()
+    res = limits.check(s)
     if res == z3.unsat:
         return ChcAnswer("unsafe")
     if res != z3.sat:
@@ -63,16 +64,15 @@ def solve(chc: Chc, timeout_ms: int) -> ChcAnswer:
     return ChcAnswer("safe", z3.substitute_vars(body, *chc.cur) if chc.cur else body)
 
 
-def check_invariant(chc: Chc, inv: z3.BoolRef, timeout_ms: int) -> str | None:
+def check_invariant(chc: Chc, inv: z3.BoolRef, limits: Limits) -> str | None:
     """None when ``inv`` is inductive for ``chc`` and excludes bad; otherwise what fails."""
-    s = z3.Solver()
-    s.set("timeout", timeout_ms)
+    s = limits.solver()
     inv_next = z3.substitute(inv, *zip(chc.cur, chc.nxt, strict=True)) if chc.cur else inv
 
     def fails(*fs: z3.BoolRef) -> bool:
         s.push()
         s.add(*fs)
-        r = s.check()
+        r = limits.check(s)
         s.pop()
         return r != z3.unsat
 

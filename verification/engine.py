@@ -25,7 +25,7 @@ every verdict is still computed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, is_dataclass
 from functools import cached_property
 from typing import Literal
@@ -43,29 +43,37 @@ from .certificate import CertificateRejected, recheck, to_spec
 from .encode import Encoding
 from .explicit import StateGraph, explore, fair_instances, fair_violation, state_graph
 from .houdini import houdini
+from .limits import Limits, WallClockTimeout
 from .prove import k_induction, spacer_prove
 from .replay import ReplayMismatch, replay, replay_steps
 from .result import STUTTER, Result, Step
 
 EngineName = Literal["auto", "prove", "bmc", "explicit"]
 SYMBOLIC_FIRST_MAX_NODES = 5_000  # above this many IR nodes in its actions, a machine is searched explicitly first
-FIRST_SPACER_BUDGET_MS = 2_000  # Spacer's first attempt; BMC runs before a longer one
 Progress = Callable[[str], None]
 
 
 @dataclass
 class Options:
+    """Every budget that decides which engine answers is counted in work (Z3 resource units,
+    states, depth), never in seconds: the same options give the same methods everywhere."""
+
     engine: EngineName = "auto"
     depth: int = 30  # BMC / lasso / k-induction bound
-    timeout: float = 60.0  # seconds per solver call
+    timeout: float = 300.0  # wall-clock safety net per solver call, seconds (expiry: unknown)
+    rlimit: int = 100_000_000  # Z3 resource units per solver call (a full attempt; about a minute)
+    first_rlimit: int = 3_000_000  # Spacer's first, quick attempt; BMC and the state graph run before a full one
     max_states: int = 5_000_000
     graph_states: int = 600_000  # the shared state graph is built only for instances up to this size
-    graph_seconds: float = 60.0  # ... and only if that takes at most this long
     progress: Progress = field(default=lambda msg: None)
 
     @property
-    def timeout_ms(self) -> int:
-        return max(1, int(self.timeout * 1000))
+    def limits(self) -> Limits:
+        return Limits(self.rlimit, max(1, int(self.timeout * 1000)))
+
+    @property
+    def quick(self) -> Limits:
+        return self.limits.scaled(min(self.rlimit, self.first_rlimit))
 
 
 @dataclass
@@ -95,6 +103,7 @@ class MachineChecker:
         self._enc: Encoding | None = None
         self._graph: StateGraph | None | bool = False  # False: not tried yet; None: too large
         self._lemmas: list[str] | None = None
+        self._stage = "proof"  # the engine running now
 
     @property
     def enc(self) -> Encoding:
@@ -106,12 +115,37 @@ class MachineChecker:
         return [i.name for i in self.m.invariants] + [ir.DEADLOCK_FREE]
 
     def check_all(self) -> list[Result]:
+        return list(self.results())
+
+    def results(self, props: list[str] | None = None) -> Iterator[Result]:
+        """Each property's result as soon as it is known (all of them, or ``props`` in the machine's order)."""
+        wanted = [p for p in self.m.property_names if props is None or p in props]
         if self.opt.engine == "explicit":
-            return self._explicit(self.safety_props()) + [self.check(lv.name) for lv in self.m.liveness]
-        return [self.check(name) for name in self.m.property_names]
+            safety = [p for p in wanted if p in self.safety_props()]
+            yield from self._explicit(safety) if safety else []
+            wanted = [p for p in wanted if p not in safety]
+        for name in wanted:
+            yield self.check(name)
 
     def check(self, prop: str) -> Result:
         start = time.perf_counter()
+        try:
+            res = self._check(prop)
+        except WallClockTimeout as exc:
+            res = Result(self.m, prop, "unknown", self._stage, None, kind=self._kind(prop),
+                         detail=f"{exc} ({self._stage}); raise --timeout or lower the instance")
+        res.seconds = time.perf_counter() - start
+        return res
+
+    def _kind(self, prop: str) -> str:
+        return "liveness" if any(lv.name == prop for lv in self.m.liveness) else "invariant"
+
+    def _stage_is(self, method: str, message: str) -> None:
+        """Record which engine is running (named in a wall-clock timeout) and report progress."""
+        self._stage = method
+        self.opt.progress(message)
+
+    def _check(self, prop: str) -> Result:
         if any(lv.name == prop for lv in self.m.liveness):
             res = self._liveness(self.m.live(prop))
         elif self.opt.engine == "explicit":
@@ -124,7 +158,6 @@ class MachineChecker:
             if self.graph_first or self.m.expected(prop) == "violated" or self._graph:
                 res = self._graph_search(p)  # exact on small instances: shortest trace, or every state seen
             res = res or self._lemma_proof(p) or self._prove(p)
-        res.seconds = time.perf_counter() - start
         return res
 
     @cached_property
@@ -136,11 +169,9 @@ class MachineChecker:
     def graph(self) -> StateGraph | None:
         """The machine's whole state graph, built once, or None when it has more than ``graph_states`` states."""
         if self._graph is False:
-            self.opt.progress(f"{self.m.name}: enumerating the state graph")
-            if self.opt.engine == "explicit":
-                self._graph = state_graph(self.interp, self.opt.max_states)
-            else:
-                self._graph = state_graph(self.interp, self.opt.graph_states, self.opt.graph_seconds)
+            self._stage_is("explicit", f"{self.m.name}: enumerating the state graph")
+            limit = self.opt.max_states if self.opt.engine == "explicit" else self.opt.graph_states
+            self._graph = state_graph(self.interp, limit)
         return self._graph  # type: ignore[return-value]
 
     def _graph_search(self, p: Safety) -> Result | None:
@@ -159,15 +190,15 @@ class MachineChecker:
     def _lemma_proof(self, p: Safety) -> Result | None:
         """A proof by the machine's own invariants: the largest inductive subset (Houdini), re-checked."""
         if self._lemmas is None:
-            self.opt.progress(f"{self.m.name}: Houdini over the declared invariants")
+            self._stage_is("proof", f"{self.m.name}: Houdini over the declared invariants")
             cands = {i.name: self.enc.invariant(i.expr, self.enc.base) for i in self.m.invariants}
-            self._lemmas = houdini(self.enc, cands, timeout_ms=self.opt.timeout_ms).inductive
+            self._lemmas = houdini(self.enc, cands, self.opt.limits).inductive
         lemmas = self._lemmas
         if not lemmas or (p.name != ir.DEADLOCK_FREE and p.name not in lemmas):
             return None
         text = " and ".join(f"({show_expr(self.m.invariant(n).expr)})" for n in lemmas)
         try:
-            recheck(self.enc, text, p.formula, timeout_ms=self.opt.timeout_ms)
+            recheck(self.enc, text, p.formula, self.opt.limits)
         except CertificateRejected:
             return None
         others = len(lemmas) - (p.name in lemmas)
@@ -181,18 +212,17 @@ class MachineChecker:
                       lambda: self.enc.invariant(self.m.invariant(prop).expr, self.enc.base))
 
     # ------------------------------------------------------------- safety
-    def _prove(self, p: Safety, budget_ms: int | None = None) -> Result:
-        self.opt.progress(f"{self.m.name}.{p.name}: Spacer")
-        first_try = budget_ms is None
-        budget = min(self.opt.timeout_ms, FIRST_SPACER_BUDGET_MS) if first_try else budget_ms
-        attempt = spacer_prove(self.enc, p.formula, timeout_ms=budget)
+    def _prove(self, p: Safety, first_try: bool = True) -> Result:
+        self._stage_is("proof", f"{self.m.name}.{p.name}: Spacer")
+        budget = self.opt.quick if first_try else self.opt.limits
+        attempt = spacer_prove(self.enc, p.formula, budget)
         rejected = ""
         if attempt.verdict == "holds":
             assert attempt.invariant is not None
             self.opt.progress(f"{self.m.name}.{p.name}: re-checking certificate")
             try:
                 text = to_spec(attempt.invariant, self.enc)
-                recheck(self.enc, text, p.formula, timeout_ms=self.opt.timeout_ms)
+                recheck(self.enc, text, p.formula, self.opt.limits)
             except CertificateRejected as exc:
                 # Never report an unchecked proof: fall back to the other engines.
                 rejected = f"Spacer's invariant was rejected ({exc}); "
@@ -210,10 +240,10 @@ class MachineChecker:
             shallow = self._bmc(p)
             if shallow.verdict == "violated":
                 return shallow
-            if budget < self.opt.timeout_ms:
-                return self._prove(p, self.opt.timeout_ms)
-        self.opt.progress(f"{self.m.name}.{p.name}: k-induction")
-        k, verdict = k_induction(self.enc, p.formula, max_k=min(self.opt.depth, 10), timeout_ms=self.opt.timeout_ms)
+            if budget.rlimit < self.opt.rlimit:
+                return self._prove(p, first_try=False)
+        self._stage_is("k-induction", f"{self.m.name}.{p.name}: k-induction")
+        k, verdict = k_induction(self.enc, p.formula, max_k=min(self.opt.depth, 10), limits=self.opt.limits)
         if k is not None:
             return Result(self.m, p.name, "holds", "k-induction", None, detail=rejected.rstrip("; "),
                           certificate=f"{p.name} is {k}-inductive (base case and step re-checked at k={k})")
@@ -227,12 +257,12 @@ class MachineChecker:
         depth = self.opt.depth * (4 if until_found else 1)
 
         def progress(d: int) -> None:
-            self.opt.progress(f"{self.m.name}.{p.name}: BMC depth {d}")
+            self._stage_is("bmc", f"{self.m.name}.{p.name}: BMC depth {d}")
 
-        trace, reached, timed_out = bmc_mod.bmc(self.enc, p.formula, depth, timeout_ms=self.opt.timeout_ms,
-                                                on_depth=progress)
+        trace, reached, spent = bmc_mod.bmc(self.enc, p.formula, depth, self.opt.limits, on_depth=progress)
         if trace is None:
-            why = "solver timeout" if timed_out else "no counterexample up to this depth"
+            why = ("the solver's work budget ran out (raise --rlimit)" if spent else
+                   f"no counterexample up to depth {reached} (raise --depth)")
             return Result(self.m, p.name, "unknown", "bmc", reached, detail=why)
         replay(self.interp, p.name, p.holds, trace)
         return Result(self.m, p.name, "violated", "bmc", len(trace) - 1, trace=trace, replayed=True,
@@ -242,7 +272,7 @@ class MachineChecker:
         start = time.perf_counter()
 
         def progress(depth: int, states: int) -> None:
-            self.opt.progress(f"{self.m.name}: explicit depth {depth}, {states:,} states")
+            self._stage_is("explicit", f"{self.m.name}: explicit depth {depth}, {states:,} states")
 
         preds = {p: self.interp.deadlock_free if p == ir.DEADLOCK_FREE else self.interp.invariants[p] for p in props}
         ex = explore(self.interp, preds, max_states=self.opt.max_states, on_progress=progress)
@@ -273,9 +303,8 @@ class MachineChecker:
                 return found
         insts = live.instances(self.enc, lv)
         if proving:
-            self.opt.progress(f"{self.m.name}.{lv.name}: liveness-to-safety on slices")
-            budget = min(self.opt.timeout_ms, FIRST_SPACER_BUDGET_MS)
-            proof = live.prove(self.enc, insts, timeout_ms=budget)
+            self._stage_is("proof", f"{self.m.name}.{lv.name}: liveness-to-safety on slices")
+            proof = live.prove(self.enc, insts, self.opt.quick)
             if proof.holds:
                 return self._live_proof(lv, len(insts), proof.solved, "on cone-of-influence slices")
             found = self._liveness_explicit(lv)
@@ -284,17 +313,18 @@ class MachineChecker:
             # A proven instance has no lasso; instances whose slices are equal up to renaming
             # (symmetric slots, writers ...) have the same shortest lasso: search one of each.
             insts = proof.representatives
-        found, searched, timed_out = live.shortest_lasso(
-            self.enc, insts, self.opt.depth, timeout_ms=self.opt.timeout_ms,
-            on_depth=lambda n: self.opt.progress(f"{self.m.name}.{lv.name}: lasso length {n}"))
+        found, searched, spent = live.shortest_lasso(
+            self.enc, insts, self.opt.depth, self.opt.limits,
+            on_depth=lambda n: self._stage_is("lasso", f"{self.m.name}.{lv.name}: lasso length {n}"))
         if found is not None:
             return self._live_violation(lv, *found)
         if proving:
-            self.opt.progress(f"{self.m.name}.{lv.name}: liveness-to-safety on the whole machine")
-            whole = live.prove(self.enc, insts, timeout_ms=self.opt.timeout_ms, sliced=False)
+            self._stage_is("proof", f"{self.m.name}.{lv.name}: liveness-to-safety on the whole machine")
+            whole = live.prove(self.enc, insts, self.opt.limits, sliced=False)
             if whole.holds:
                 return self._live_proof(lv, len(insts), whole.solved, "on the whole machine")
-        why = "solver timeout" if timed_out else f"no fair lasso with up to {searched} steps"
+        why = ("the solver's work budget ran out (raise --rlimit)" if spent else
+               f"no fair lasso with up to {searched} steps (raise --depth)")
         return Result(self.m, lv.name, "unknown", "lasso", searched, kind="liveness", detail=why)
 
     def _live_proof(self, lv: ir.Liveness, instances: int, solved: int, how: str) -> Result:

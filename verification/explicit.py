@@ -6,7 +6,6 @@ BFS order makes the first violation found a shortest one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
@@ -107,10 +106,8 @@ class StateGraph:
         return None
 
 
-def state_graph(interp: Interpreter, max_states: int, max_seconds: float | None = None) -> StateGraph | None:
-    """Every reachable state and its outgoing edges; None when there are more than ``max_states``
-    or building it takes longer than ``max_seconds``."""
-    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+def state_graph(interp: Interpreter, max_states: int) -> StateGraph | None:
+    """Every reachable state and its outgoing edges; None when there are more than ``max_states``."""
     index = {interp.init: 0}
     states = [interp.init]
     parent: list[tuple[int, str, tuple] | None] = [None]
@@ -129,8 +126,6 @@ def state_graph(interp: Interpreter, max_states: int, max_seconds: float | None 
             out.append((name, args, j))
         edges.append(out or [(STUTTER, (), i)])  # a deadlocked run stutters forever
         i += 1
-        if deadline is not None and i % 1024 == 0 and time.monotonic() > deadline:
-            return None
     return StateGraph(states, edges, parent)
 
 

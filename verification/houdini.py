@@ -17,36 +17,35 @@ from dataclasses import dataclass
 import z3
 
 from .encode import Encoding
+from .limits import Limits
 
 
 @dataclass
 class Houdini:
     inductive: list[str]  # candidate names, in the order given
-    complete: bool  # False when a query timed out (then nothing is claimed)
+    complete: bool  # False when a query ran out of budget (then nothing is claimed)
 
 
-def houdini(enc: Encoding, candidates: dict[str, z3.BoolRef], *, timeout_ms: int) -> Houdini:
+def houdini(enc: Encoding, candidates: dict[str, z3.BoolRef], limits: Limits) -> Houdini:
     """``candidates`` are formulas over the base frame; returns the names of the largest inductive subset."""
     x, nxt = enc.base, enc.frame("'")
-    s = z3.Solver()
-    s.set("timeout", timeout_ms)
+    s = limits.solver()
     s.add(enc.init(x))
     alive = []
     for name, f in candidates.items():
-        r = s.check(z3.Not(f))
+        r = limits.check(s, z3.Not(f))
         if r == z3.unknown:
             return Houdini([], False)
         if r == z3.unsat:
             alive.append(name)
-    s = z3.Solver()
-    s.set("timeout", timeout_ms)
+    s = limits.solver()
     s.add(enc.domain_constraint(x), enc.domain_constraint(nxt), enc.step_relation(x, nxt, z3.Int("pick?")))
     nexts = {n: enc.substitute(candidates[n], nxt) for n in alive}
     while alive:
         s.push()
         s.add(*[candidates[n] for n in alive])
         s.add(z3.Or([z3.Not(nexts[n]) for n in alive]))
-        r = s.check()
+        r = limits.check(s)
         if r == z3.unsat:
             s.pop()
             return Houdini(alive, True)

@@ -41,6 +41,7 @@ from . import chc
 from .bmc import lexmin
 from .coi import Slice, canonical_frame, slice_property, slice_system
 from .encode import Encoding
+from .limits import Limits
 
 
 @dataclass
@@ -83,19 +84,18 @@ class Lasso:
 class LassoSearch:
     """Incremental search for the shortest fair lasso violating one instance."""
 
-    def __init__(self, enc: Encoding, inst: LiveInstance, timeout_ms: int = 0) -> None:
+    def __init__(self, enc: Encoding, inst: LiveInstance, limits: Limits) -> None:
         self.enc = enc
         self.inst = inst
-        self.solver = z3.Solver()
-        if timeout_ms:
-            self.solver.set("timeout", timeout_ms)
+        self.limits = limits
+        self.solver = limits.solver()
         self.frames = [enc.frame("@0")]
         self.picks: list[z3.ArithRef] = []
         self.solver.add(enc.init(self.frames[0]))
         self.per_state: list[_StateTerms] = []  # substituted once per frame, reused at every length
 
     def try_length(self, n: int) -> Lasso | None | str:
-        """A lasso with exactly ``n`` steps, None, or "timeout". Call with n = 1, 2, ... in order."""
+        """A lasso with exactly ``n`` steps, None, or "budget" (spent). Call with n = 1, 2, ... in order."""
         assert n == len(self.picks) + 1
         nxt = self.enc.frame(f"@{n}")
         pick = z3.Int(f"action@{n}")
@@ -106,31 +106,31 @@ class LassoSearch:
         self.per_state.append(_StateTerms(self.enc, self.inst, self.frames[n - 1], pick, loop, n - 1))
         self.solver.push()
         self.solver.add(_lasso_constraints(self.inst, self.frames, self.picks, self.per_state, loop))
-        res = self.solver.check()
+        res = self.limits.check(self.solver)
         found: Lasso | None | str = None
         if res == z3.sat:
             chosen = lexmin(self.solver, [*self.picks, loop])
             found = Lasso(chosen[:-1], chosen[-1])
         elif res == z3.unknown:
-            found = "timeout"
+            found = "budget"
         self.solver.pop()
         return found
 
 
-def shortest_lasso(enc: Encoding, insts: list[LiveInstance], max_steps: int, *, timeout_ms: int = 0,
+def shortest_lasso(enc: Encoding, insts: list[LiveInstance], max_steps: int, limits: Limits, *,
                    on_depth: Callable[[int], None] | None = None
                    ) -> tuple[tuple[LiveInstance, Lasso] | None, int, bool]:
     """The shortest fair lasso over all instances, searched in lockstep by length.
 
-    Returns ((instance, lasso) or None, length searched, timed_out).
+    Returns ((instance, lasso) or None, length searched, work budget spent).
     """
-    searches = [LassoSearch(enc, inst, timeout_ms) for inst in insts]
+    searches = [LassoSearch(enc, inst, limits) for inst in insts]
     for n in range(1, max_steps + 1):
         if on_depth:
             on_depth(n)
         for search in searches:
             found = search.try_length(n)
-            if found == "timeout":
+            if found == "budget":
                 return None, n - 1, True
             if isinstance(found, Lasso):
                 return (search.inst, found), n, False
@@ -202,7 +202,7 @@ class LiveProof:
         return not self.open
 
 
-def prove(enc: Encoding, insts: list[LiveInstance], *, timeout_ms: int, sliced: bool = True) -> LiveProof:
+def prove(enc: Encoding, insts: list[LiveInstance], limits: Limits, *, sliced: bool = True) -> LiveProof:
     """Liveness-to-safety + Spacer for every instance; sliced (stuttering) or on the whole machine."""
     cache: dict[str, bool] = {}
     seen_open: set[str] = set()
@@ -217,9 +217,9 @@ def prove(enc: Encoding, insts: list[LiveInstance], *, timeout_ms: int, sliced: 
             key = f"{inst.kind}:{sl.key}"
         if key not in cache:
             problem = problem or _l2s(enc, inst, sl)
-            answer = chc.solve(problem, timeout_ms)
+            answer = chc.solve(problem, limits)
             cache[key] = answer.verdict == "safe" and answer.invariant is not None and \
-                chc.check_invariant(problem, answer.invariant, timeout_ms) is None
+                chc.check_invariant(problem, answer.invariant, limits) is None
         (result.proven if cache[key] else result.open).append(inst)
         if not cache[key] and key not in seen_open:
             seen_open.add(key)

@@ -22,6 +22,7 @@ import z3
 from . import chc
 from .coi import Slice, canonical_frame, conjuncts, slice_property, slice_system
 from .encode import Encoding
+from .limits import Limits
 
 
 @dataclass
@@ -33,7 +34,7 @@ class ProofAttempt:
     detail: str = ""
 
 
-def spacer_prove(enc: Encoding, prop: z3.BoolRef, *, timeout_ms: int) -> ProofAttempt:
+def spacer_prove(enc: Encoding, prop: z3.BoolRef, limits: Limits) -> ProofAttempt:
     parts = conjuncts(prop)
     cache: dict[str, chc.ChcAnswer] = {}
     invariants: list[z3.BoolRef] = []
@@ -42,12 +43,12 @@ def spacer_prove(enc: Encoding, prop: z3.BoolRef, *, timeout_ms: int) -> ProofAt
             continue
         sl = slice_property(enc, part)
         if sl.key not in cache:
-            cache[sl.key] = _solve_slice(enc, sl, timeout_ms)
+            cache[sl.key] = _solve_slice(enc, sl, limits)
         answer = cache[sl.key]
         if answer.verdict == "unsafe":
             return ProofAttempt("violated", None, len(parts), len(cache))
         if answer.invariant is None:
-            return ProofAttempt("unknown", None, len(parts), len(cache), detail="Spacer gave up (timeout or unknown)")
+            return ProofAttempt("unknown", None, len(parts), len(cache), detail="Spacer gave up (work budget spent, or unknown)")
         found = answer.invariant
         canon = canonical_frame(enc, sl.cells)
         actual = [enc.base[c] for c in sl.cells]
@@ -56,16 +57,16 @@ def spacer_prove(enc: Encoding, prop: z3.BoolRef, *, timeout_ms: int) -> ProofAt
     return ProofAttempt("holds", inv, len(parts), len(cache))  # type: ignore[arg-type]
 
 
-def _solve_slice(enc: Encoding, sl: Slice, timeout_ms: int) -> chc.ChcAnswer:
+def _solve_slice(enc: Encoding, sl: Slice, limits: Limits) -> chc.ChcAnswer:
     # Explicit next-state variables (not update terms in the head) keep Spacer's
     # invariants quantifier-free, which the certificate printer needs.
     ts = slice_system(enc, sl.cells, sl.actions)
     steps = [z3.And(ts.dom, guard, *[a == b for a, b in zip(ts.nxt, nxt, strict=True)]) for _, guard, nxt in ts.moves]
     bad = z3.And(ts.dom, z3.Not(ts.at(sl.prop, ts.cur)))
-    return chc.solve(chc.Chc(ts.cur, ts.nxt, ts.init, steps, bad), timeout_ms)
+    return chc.solve(chc.Chc(ts.cur, ts.nxt, ts.init, steps, bad), limits)
 
 
-def k_induction(enc: Encoding, prop: z3.BoolRef, *, max_k: int, timeout_ms: int) -> tuple[int | None, str]:
+def k_induction(enc: Encoding, prop: z3.BoolRef, *, max_k: int, limits: Limits) -> tuple[int | None, str]:
     """Smallest k <= max_k for which ``prop`` is k-inductive (base case checked up to k too)."""
     frames = [enc.frame(f"#{i}") for i in range(max_k + 1)]
 
@@ -75,15 +76,13 @@ def k_induction(enc: Encoding, prop: z3.BoolRef, *, max_k: int, timeout_ms: int)
     def step(i: int) -> z3.BoolRef:
         return enc.step_relation(frames[i], frames[i + 1], z3.Int(f"pick#{i}"))
 
-    base = z3.Solver()
-    base.set("timeout", timeout_ms)
+    base = limits.solver()
     base.add(enc.init(frames[0]))
-    ind = z3.Solver()
-    ind.set("timeout", timeout_ms)
+    ind = limits.solver()
     for k in range(1, max_k + 1):
         base.push()
         base.add(z3.Not(p(k - 1)))
-        r = base.check()
+        r = limits.check(base)
         base.pop()
         if r != z3.unsat:
             return None, "violated" if r == z3.sat else "unknown"
@@ -91,7 +90,7 @@ def k_induction(enc: Encoding, prop: z3.BoolRef, *, max_k: int, timeout_ms: int)
         ind.add(enc.domain_constraint(frames[k - 1]), p(k - 1), step(k - 1))
         ind.push()
         ind.add(z3.Not(p(k)))
-        r = ind.check()
+        r = limits.check(ind)
         ind.pop()
         if r == z3.unsat:
             return k, "holds"

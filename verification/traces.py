@@ -87,6 +87,7 @@ def read_events(paths: list[Path], m: ir.Machine | None, spec: ir.SpecFile) -> t
     streams: list[list[Event]] = []
     decoder: _Decoder | None = _Decoder(m) if m is not None else None
     fast: dict[str, tuple[str, tuple[Any, ...], int]] = {}
+    others: set[str] = set()  # machines whose events --machine skipped
     for fi, path in enumerate(paths):
         shown = str(path)
         try:
@@ -94,7 +95,8 @@ def read_events(paths: list[Path], m: ir.Machine | None, spec: ir.SpecFile) -> t
         except OSError as exc:
             raise errors.unreadable_file(errors.Loc(shown, 1, 1), exc.strerror or str(exc)) from None
         events: list[Event] = []
-        with fh:
+        ln = 0
+        try:
             for ln, text in enumerate(fh, 1):
                 # Fast path for the recorder's own format: everything after "time" (machine, role,
                 # action, args, pid) repeats across events, so it is parsed and decoded once.
@@ -121,6 +123,7 @@ def read_events(paths: list[Path], m: ir.Machine | None, spec: ir.SpecFile) -> t
                             raise _bad(shown, ln, f"event of machine '{name}' in a trace of "
                                                   f"'{decoder.machine.name}'", "pick one with --machine")
                         hit = _SKIP  # --machine chose one machine of a shared file
+                        others.add(name)
                     else:
                         hit = (action, decoder.decode(action, args, shown, ln), pid)
                     if tail is not None:
@@ -128,15 +131,24 @@ def read_events(paths: list[Path], m: ir.Machine | None, spec: ir.SpecFile) -> t
                 if hit is _SKIP:
                     continue
                 events.append((t, fi, ln, seq, hit[0], hit[1], hit[2]))
+        except UnicodeDecodeError as exc:
+            raise _bad(shown, ln + 1, f"not a UTF-8 text file ({exc.reason})",
+                       "racefree replay reads the JSONL files a Recorder wrote") from None
+        finally:
+            fh.close()
         events.sort(key=_by_seq)  # already sorted unless machines shared a recorder (nearly: Timsort)
         for prev, ev in itertools.pairwise(events):
             if prev[3] == ev[3]:
                 raise _bad(shown, ev[2], f"seq {ev[3]} also on line {prev[2]}: one file is one recorder's events")
         streams.append(events)
-    if decoder is None:
-        if m is None and len(machines) == 1:
-            return spec.machines[0], streams
-        raise _bad(str(paths[0]) if paths else "<none>", 1, "no events", "choose the machine with --machine")
+    if not any(streams):  # replaying nothing would report a conforming run: never a false green
+        where = errors.Loc(str(paths[0]) if paths else "<none>", 1, 1)
+        if others:
+            assert m is not None
+            raise errors.nothing_to_check(where, f"no event of machine '{m.name}' in these files",
+                                          f"their events name {', '.join(sorted(others))}")
+        raise errors.nothing_to_check(where, "no events in these files", "replay the files a run recorded")
+    assert decoder is not None
     return decoder.machine, streams
 
 
@@ -151,6 +163,8 @@ _SHAPE = 'an event is {"seq", "time", "machine", "role", "action", "args", "pid"
 def _parse(text: str, path: str, line: int) -> tuple[int, float, str, str, Any, int]:
     try:
         e = json.loads(text)
+        if not isinstance(e, dict):
+            raise _bad(path, line, f"not a JSON event object: a JSON {type(e).__name__}", _SHAPE)
         seq, t, name, action, args, pid = e["seq"], e["time"], e["machine"], e["action"], e["args"], e["pid"]
     except KeyError as exc:
         raise _bad(path, line, f"event without the field {exc}", _SHAPE) from None
