@@ -159,7 +159,8 @@ def _options(args: argparse.Namespace, progress: Progress) -> Options:
     from racefree.verification.engine import Options
 
     given = {k: getattr(args, k) for k in ("timeout", "rlimit") if getattr(args, k) is not None}
-    return Options(engine=args.engine, depth=args.depth, progress=progress, **given)
+    return Options(engine=args.engine, depth=args.depth, progress=progress,
+                   stutter="deadlock" if args.fair_next else "always", **given)
 
 
 def _instance_consts(args: argparse.Namespace, paths: list[Path]) -> dict[str, int]:
@@ -301,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--rlimit", type=int, metavar="UNITS",
                         help="Z3 work budget per solver call, in Z3 resource units: the deterministic limit "
                              "that makes an engine give up (default 100,000,000: about a minute)")
+        sp.add_argument("--fair-next", action="store_true",
+                        help="liveness: a run may stop only where no action is enabled (the whole system weakly "
+                             "fair, TLA+'s WF(Next)); default: a run may stop anywhere unless a `fair` "
+                             "declaration obliges an action")
         sp.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="wall-clock safety net per solver call; its expiry reports 'unknown' (default 300)")
 

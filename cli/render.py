@@ -31,7 +31,7 @@ def action_label(m: ir.Machine, step: Step) -> str:
     if step.action is None:
         return "(initial state)"
     if step.action == STUTTER:
-        return "(deadlocked: stays put)"
+        return "(stutter: stays put)"
     a = m.action(step.action)
     return f"{a.name}({values.show_args(a, step.args)})" if a.params else a.name
 

@@ -47,7 +47,7 @@ def default_cells(m: ir.Machine) -> list[str]:
 def control_graph(m: ir.Machine, cells: list[str] | None = None, max_states: int = 200_000) -> ControlGraph:
     chosen = cells or default_cells(m)
     interp = Interpreter(m)
-    graph = state_graph(interp, max_states)
+    graph = state_graph(interp, max_states, stutter="deadlock")
     if graph is None:
         raise GenError(f"{m.name} has more than {max_states:,} reachable states: too many to draw")
 

@@ -12,7 +12,7 @@ from racefree.verification.encode import Encoding
 from racefree.verification.engine import MachineChecker, Options, replay_lasso
 from racefree.verification.limits import Limits
 from racefree.verification.replay import ReplayMismatch, replay
-from racefree.verification.result import Step
+from racefree.verification.result import STUTTER, Step
 
 from .conftest import EXAMPLES, SPECS
 
@@ -25,13 +25,14 @@ SMALL_SLOTS = (EXAMPLES / "slots.rf").read_text() + "".join(
 
 
 def _agree(machines) -> None:
-    for m in machines:
-        symbolic = {r.prop: r for r in MachineChecker(m, Options(engine="auto")).check_all()}
-        explicit = {r.prop: r for r in MachineChecker(m, Options(engine="explicit")).check_all()}
+    for m, stutter in [(m, s) for m in machines for s in ("always", "deadlock")]:
+        # graph_states=0: no state graph, so every verdict comes from Z3 (Spacer, BMC, lassos)
+        symbolic = {r.prop: r for r in MachineChecker(m, Options(graph_states=0, stutter=stutter)).check_all()}
+        explicit = {r.prop: r for r in MachineChecker(m, Options(engine="explicit", stutter=stutter)).check_all()}
         assert symbolic.keys() == explicit.keys()
         for prop, s in symbolic.items():
             e = explicit[prop]
-            assert s.verdict == e.verdict, (m.name, prop)
+            assert s.verdict == e.verdict, (m.name, prop, stutter)
             if s.verdict == "violated":
                 assert s.replayed and e.replayed
                 if s.kind == "invariant":
@@ -59,6 +60,39 @@ def test_certificate_recheck_rejects_a_non_inductive_invariant() -> None:
         recheck(enc, "forall s: Slot. |fin[s]| <= 1", prop, Limits(0, 10_000))
     with pytest.raises(CertificateRejected, match="does not imply"):
         recheck(enc, "true", prop, Limits(0, 10_000))
+
+
+LOCK = """
+machine Lock
+  type Proc = 0..1
+  var holder: Proc? = none
+  var waiting: set Proc = {}
+  action request(p: Proc)
+    requires not (p in waiting) and holder != p
+    waiting := waiting union {p}
+  action enter(p: Proc)
+    requires p in waiting and holder == none
+    holder := p
+    waiting := waiting minus {p}
+  action leave(p: Proc)
+    requires holder == p
+    holder := none
+  fair strong enter
+  liveness served: forall p: Proc. p in waiting leads_to holder == p
+"""
+
+
+@pytest.mark.parametrize(("stutter", "verdict"), [("always", "violated"), ("deadlock", "holds")])
+def test_a_run_may_stop_unless_fairness_obliges_it(stutter: str, verdict: str) -> None:
+    """No `fair leave`: by default the holder may keep the lock forever (a stutter loop), as in
+    TLA+; only with the whole system weakly fair (--fair-next) is leave forced."""
+    m = load_text(LOCK).machines[0]
+    for opt in (Options(engine="explicit", stutter=stutter), Options(graph_states=0, stutter=stutter)):
+        r = MachineChecker(m, opt).check("served")
+        assert r.verdict == verdict, (opt.engine, stutter)
+        if verdict == "violated":
+            assert r.replayed and r.trace is not None and r.trace[-1].action == STUTTER
+            assert r.trace[-1].state.count(None) == 0  # the holder holds on: not a deadlock
 
 
 def test_lasso_replay_checks_fairness() -> None:

@@ -106,12 +106,12 @@ def lexmin(solver: z3.Solver, choices: list[z3.ArithRef]) -> list[int]:
 
 
 def full_trace(enc: Encoding, picks: list[int]) -> tuple[list[Step], z3.ModelRef, list[list[z3.ExprRef]]]:
-    """Every full state along a fixed action sequence (-1 = a deadlock stutter), decoded from the full encoding."""
+    """Every full state along a fixed action sequence (-1 = a stutter), decoded from the full encoding."""
     solver = z3.Solver()
     frames = [enc.frame(f"#{k}") for k in range(len(picks) + 1)]
     solver.add(enc.init(frames[0]))
     for k, i in enumerate(picks):
-        solver.add(enc.step_relation(frames[k], frames[k + 1], z3.IntVal(i), stutter="deadlock"))
+        solver.add(enc.step_relation(frames[k], frames[k + 1], z3.IntVal(i), stutter="always"))
     if solver.check() != z3.sat:
         raise AssertionError("a slice counterexample does not extend to the full machine")
     model = solver.model()

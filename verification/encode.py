@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import z3
 from racefree.spec import ir
 from racefree.spec.ir import TBool, TEmptySet, TInt, TMap, TNone, TOption, TSet, Ty
 from racefree.spec.values import show_scalar
+
+from .result import Stutter
 
 NONE = -(2**31)  # the encoding of `none` in an optional cell
 TRUE = z3.BoolVal(True)  # "always defined": compared by identity so no Z3 terms are built for it
@@ -36,7 +38,6 @@ def _defined_if(cond: z3.BoolRef, d: z3.BoolRef) -> z3.BoolRef:
     return TRUE if d is TRUE else z3.Or(z3.Not(cond), d)
 
 Val = Any  # a z3 term, or for sets a dict: element -> z3 Bool
-Stutter = Literal["never", "deadlock", "always"]
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from .houdini import houdini
 from .limits import Limits, WallClockTimeout
 from .prove import k_induction, spacer_prove
 from .replay import ReplayMismatch, replay, replay_steps
-from .result import STUTTER, Result, Step
+from .result import STUTTER, Result, Step, Stutter
 
 EngineName = Literal["auto", "prove", "bmc", "explicit"]
 SYMBOLIC_FIRST_MAX_NODES = 5_000  # above this many IR nodes in its actions, a machine is searched explicitly first
@@ -64,6 +64,9 @@ class Options:
     rlimit: int = 100_000_000  # Z3 resource units per solver call (a full attempt; about a minute)
     first_rlimit: int = 3_000_000  # Spacer's first, quick attempt; BMC and the state graph run before a full one
     max_states: int = 5_000_000
+    # Liveness: where a run may stutter forever. "always": only fairness obliges an action (the
+    # usual semantics); "deadlock" (--fair-next): only where nothing is enabled (TLA+'s WF(Next)).
+    stutter: Stutter = "always"
     graph_states: int = 600_000  # the shared state graph is built only for instances up to this size
     progress: Progress = field(default=lambda msg: None)
 
@@ -171,7 +174,7 @@ class MachineChecker:
         if self._graph is False:
             self._stage_is("explicit", f"{self.m.name}: enumerating the state graph")
             limit = self.opt.max_states if self.opt.engine == "explicit" else self.opt.graph_states
-            self._graph = state_graph(self.interp, limit)
+            self._graph = state_graph(self.interp, limit, self.opt.stutter)
         return self._graph  # type: ignore[return-value]
 
     def _graph_search(self, p: Safety) -> Result | None:
@@ -304,7 +307,7 @@ class MachineChecker:
         insts = live.instances(self.enc, lv)
         if proving:
             self._stage_is("proof", f"{self.m.name}.{lv.name}: liveness-to-safety on slices")
-            proof = live.prove(self.enc, insts, self.opt.quick)
+            proof = live.prove(self.enc, insts, self.opt.quick, stutter=self.opt.stutter)
             if proof.holds:
                 return self._live_proof(lv, len(insts), proof.solved, "on cone-of-influence slices")
             found = self._liveness_explicit(lv)
@@ -314,13 +317,13 @@ class MachineChecker:
             # (symmetric slots, writers ...) have the same shortest lasso: search one of each.
             insts = proof.representatives
         found, searched, spent = live.shortest_lasso(
-            self.enc, insts, self.opt.depth, self.opt.limits,
+            self.enc, insts, self.opt.depth, self.opt.limits, self.opt.stutter,
             on_depth=lambda n: self._stage_is("lasso", f"{self.m.name}.{lv.name}: lasso length {n}"))
         if found is not None:
             return self._live_violation(lv, *found)
         if proving:
             self._stage_is("proof", f"{self.m.name}.{lv.name}: liveness-to-safety on the whole machine")
-            whole = live.prove(self.enc, insts, self.opt.limits, sliced=False)
+            whole = live.prove(self.enc, insts, self.opt.limits, sliced=False, stutter=self.opt.stutter)
             if whole.holds:
                 return self._live_proof(lv, len(insts), whole.solved, "on the whole machine")
         why = ("the solver's work budget ran out (raise --rlimit)" if spent else
@@ -335,7 +338,7 @@ class MachineChecker:
 
     def _live_violation(self, lv: ir.Liveness, inst: live.LiveInstance, lasso: live.Lasso) -> Result:
         trace, _, _ = full_trace(self.enc, lasso.picks)
-        replay_lasso(self.interp, lv, inst.binding, trace, lasso.loop_start)
+        replay_lasso(self.interp, lv, inst.binding, trace, lasso.loop_start, self.opt.stutter)
         return Result(self.m, lv.name, "violated", "lasso", len(trace) - 1, trace=trace,
                       loop_start=lasso.loop_start, kind="liveness", replayed=True,
                       detail=f"{inst.label}: shortest fair lasso; replayed (prefix, then the loop twice)")
@@ -352,7 +355,7 @@ class MachineChecker:
             return Result(self.m, lv.name, "holds", "explicit", None, kind="liveness", states=n,
                           detail="no fair cycle avoids the goal in the reachable state graph")
         trace, loop_start, binding = found
-        replay_lasso(self.interp, lv, binding, trace, loop_start)
+        replay_lasso(self.interp, lv, binding, trace, loop_start, self.opt.stutter)
         return Result(self.m, lv.name, "violated", "lasso", len(trace) - 1, trace=trace, loop_start=loop_start,
                       kind="liveness", replayed=True, states=n, detail="fair cycle found by SCC analysis; replayed")
 
@@ -363,10 +366,11 @@ def _size(node: object) -> int:
     return own + sum(_size(c) for c in ir.children(node))
 
 
-def replay_lasso(interp: Interpreter, lv: ir.Liveness, binding: dict, trace: list[Step], loop_start: int) -> None:
+def replay_lasso(interp: Interpreter, lv: ir.Liveness, binding: dict, trace: list[Step], loop_start: int,
+                 stutter: Stutter = "always") -> None:
     """A lasso is reported only if the interpreter confirms every step, the loop closes (twice),
     the goal never holds from the trigger on, and every fairness obligation is met on the loop."""
-    last = replay_steps(interp, trace)
+    last = replay_steps(interp, trace, stutter)
     if last != trace[loop_start].state:
         raise ReplayMismatch(f"the last state is not the loop start (step {loop_start})")
     state = last

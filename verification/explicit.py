@@ -14,7 +14,7 @@ from racefree.spec import ir
 from racefree.spec.interp import Interpreter
 from racefree.spec.values import State
 
-from .result import STUTTER, Step
+from .result import STUTTER, Step, Stutter
 
 
 @dataclass
@@ -76,7 +76,7 @@ def _path(parent: dict[State, tuple[State, str, tuple] | None], state: State) ->
 
 # ------------------------------------------------------------------ liveness
 
-Edge = tuple[str, tuple, int]  # (action, args, successor index); STUTTER for a deadlock self-loop
+Edge = tuple[str, tuple, int]  # (action, args, successor index); STUTTER for a self-loop where a run may stay put
 
 
 @dataclass
@@ -106,8 +106,12 @@ class StateGraph:
         return None
 
 
-def state_graph(interp: Interpreter, max_states: int) -> StateGraph | None:
-    """Every reachable state and its outgoing edges; None when there are more than ``max_states``."""
+def state_graph(interp: Interpreter, max_states: int, stutter: Stutter = "always") -> StateGraph | None:
+    """Every reachable state and its outgoing edges; None when there are more than ``max_states``.
+
+    ``stutter``: where a run may stay put forever (a STUTTER self-loop): in every state (the
+    usual semantics: only fairness obliges an action to happen), or only where nothing is
+    enabled (``deadlock``: the whole system is weakly fair, TLA+'s WF(Next))."""
     index = {interp.init: 0}
     states = [interp.init]
     parent: list[tuple[int, str, tuple] | None] = [None]
@@ -124,7 +128,9 @@ def state_graph(interp: Interpreter, max_states: int) -> StateGraph | None:
                 if len(states) > max_states:
                     return None
             out.append((name, args, j))
-        edges.append(out or [(STUTTER, (), i)])  # a deadlocked run stutters forever
+        if stutter == "always" or not out:
+            out.append((STUTTER, (), i))
+        edges.append(out)
         i += 1
     return StateGraph(states, edges, parent)
 

@@ -1,7 +1,11 @@
 """Liveness under fairness: lasso counterexamples and liveness-to-safety proofs.
 
-Semantics. A run is an infinite sequence of action steps; a state with no
-enabled action (a deadlock, reported separately) stutters forever. ``fair a``
+Semantics. A run is an infinite sequence of steps; a step is an enabled action or a
+stutter (nothing changes). By default a run may stutter anywhere, forever: only a
+fairness declaration obliges an action to happen (the usual semantics of TLA+ and
+other checkers), so a party with no ``fair`` on its action may simply stop. With
+``stutter="deadlock"`` (``--fair-next``) a run stutters only where no action is
+enabled: the whole system is then weakly fair (TLA+'s WF(Next)). ``fair a``
 is weak fairness on every ground instance of ``a`` (continuously enabled on a
 cycle => taken on it); ``fair strong a`` is strong fairness (enabled somewhere
 on the cycle => taken on it). Every property reduces to one shape per instance
@@ -42,6 +46,7 @@ from .bmc import lexmin
 from .coi import Slice, canonical_frame, slice_property, slice_system
 from .encode import Encoding
 from .limits import Limits
+from .result import Stutter
 
 
 @dataclass
@@ -77,15 +82,16 @@ def instances(enc: Encoding, lv: ir.Liveness) -> list[LiveInstance]:
 
 @dataclass
 class Lasso:
-    picks: list[int]  # ground action indices (-1 = deadlock stutter), one per step
+    picks: list[int]  # ground action indices (-1 = a stutter), one per step
     loop_start: int  # the state index the last step returns to
 
 
 class LassoSearch:
     """Incremental search for the shortest fair lasso violating one instance."""
 
-    def __init__(self, enc: Encoding, inst: LiveInstance, limits: Limits) -> None:
+    def __init__(self, enc: Encoding, inst: LiveInstance, limits: Limits, stutter: Stutter) -> None:
         self.enc = enc
+        self.stutter = stutter
         self.inst = inst
         self.limits = limits
         self.solver = limits.solver()
@@ -99,7 +105,7 @@ class LassoSearch:
         assert n == len(self.picks) + 1
         nxt = self.enc.frame(f"@{n}")
         pick = z3.Int(f"action@{n}")
-        self.solver.add(self.enc.step_relation(self.frames[-1], nxt, pick, stutter="deadlock"))
+        self.solver.add(self.enc.step_relation(self.frames[-1], nxt, pick, stutter=self.stutter))
         self.frames.append(nxt)
         self.picks.append(pick)
         loop = z3.Int("loop_start")
@@ -117,14 +123,14 @@ class LassoSearch:
         return found
 
 
-def shortest_lasso(enc: Encoding, insts: list[LiveInstance], max_steps: int, limits: Limits, *,
+def shortest_lasso(enc: Encoding, insts: list[LiveInstance], max_steps: int, limits: Limits, stutter: Stutter, *,
                    on_depth: Callable[[int], None] | None = None
                    ) -> tuple[tuple[LiveInstance, Lasso] | None, int, bool]:
     """The shortest fair lasso over all instances, searched in lockstep by length.
 
     Returns ((instance, lasso) or None, length searched, work budget spent).
     """
-    searches = [LassoSearch(enc, inst, limits) for inst in insts]
+    searches = [LassoSearch(enc, inst, limits, stutter) for inst in insts]
     for n in range(1, max_steps + 1):
         if on_depth:
             on_depth(n)
@@ -202,8 +208,10 @@ class LiveProof:
         return not self.open
 
 
-def prove(enc: Encoding, insts: list[LiveInstance], limits: Limits, *, sliced: bool = True) -> LiveProof:
-    """Liveness-to-safety + Spacer for every instance; sliced (stuttering) or on the whole machine."""
+def prove(enc: Encoding, insts: list[LiveInstance], limits: Limits, *, sliced: bool = True,
+          stutter: Stutter = "always") -> LiveProof:
+    """Liveness-to-safety + Spacer for every instance; sliced (stuttering: sound under either
+    semantics) or on the whole machine (stuttering where ``stutter`` allows it)."""
     cache: dict[str, bool] = {}
     seen_open: set[str] = set()
     result = LiveProof([], [])
@@ -211,12 +219,12 @@ def prove(enc: Encoding, insts: list[LiveInstance], limits: Limits, *, sliced: b
         sl = _instance_slice(enc, inst) if sliced else None
         problem = None
         if sl is None:
-            problem = _l2s(enc, inst, None)
+            problem = _l2s(enc, inst, None, stutter)
             key = problem.key()
         else:
             key = f"{inst.kind}:{sl.key}"
         if key not in cache:
-            problem = problem or _l2s(enc, inst, sl)
+            problem = problem or _l2s(enc, inst, sl, stutter)
             answer = chc.solve(problem, limits)
             cache[key] = answer.verdict == "safe" and answer.invariant is not None and \
                 chc.check_invariant(problem, answer.invariant, limits) is None
@@ -239,14 +247,15 @@ def _instance_slice(enc: Encoding, inst: LiveInstance) -> Slice:
                           action_tag=lambda ga: fairness.get(position[id(ga)], "unfair"))
 
 
-def _l2s(enc: Encoding, inst: LiveInstance, sl: Slice | None) -> chc.Chc:
+def _l2s(enc: Encoding, inst: LiveInstance, sl: Slice | None, stutter: Stutter) -> chc.Chc:
     """The liveness-to-safety CHC on a slice (stuttering allowed) or, without one, the whole machine."""
     if sl is not None:
         ts = slice_system(enc, sl.cells, sl.actions)
         stutter_guard: z3.BoolRef = z3.BoolVal(True)
     else:
         ts = slice_system(enc, list(range(len(enc.cells))), list(range(len(enc.actions))))
-        stutter_guard = z3.Not(ts.at(enc.some_enabled(enc.base), ts.cur))  # only a deadlock stutters
+        stutter_guard = (z3.BoolVal(True) if stutter == "always" else
+                         z3.Not(ts.at(enc.some_enabled(enc.base), ts.cur)))  # only a deadlock stutters
     moving = {a for a, _, _ in ts.moves}
     fair = [(a, strong) for a, strong in inst.fair if a in moving]
     x, x2 = ts.cur, ts.nxt

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from racefree.spec.interp import Interpreter
 from racefree.spec.values import State
 
-from .result import STUTTER, Step
+from .result import STUTTER, Step, Stutter
 
 
 class ReplayMismatch(AssertionError):
@@ -29,8 +29,9 @@ def replay(interp: Interpreter, prop: str, holds: Callable[[State], bool], trace
         raise ReplayMismatch(f"'{prop}' holds at the end of the trace")
 
 
-def replay_steps(interp: Interpreter, trace: list[Step]) -> State:
-    """Every step enabled in the interpreter and reaching exactly the claimed state; returns the last state."""
+def replay_steps(interp: Interpreter, trace: list[Step], stutter: Stutter = "deadlock") -> State:
+    """Every step enabled in the interpreter and reaching exactly the claimed state; returns the last state.
+    A stutter is a step only where ``stutter`` allows one."""
     if not trace or trace[0].action is not None or trace[0].state != interp.init:
         raise ReplayMismatch("trace does not start in the initial state")
     state = interp.init
@@ -38,7 +39,7 @@ def replay_steps(interp: Interpreter, trace: list[Step]) -> State:
         assert st.action is not None
         nxt: State | None
         if st.action == STUTTER:
-            if interp.enabled_any(state):
+            if stutter == "never" or (stutter == "deadlock" and interp.enabled_any(state)):
                 raise ReplayMismatch(f"step {i}: a stutter, but the state is not a deadlock")
             nxt = state
         else:

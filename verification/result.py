@@ -8,7 +8,9 @@ from typing import Any, Literal
 from racefree.spec import ir, values
 from racefree.spec.values import State
 
-STUTTER = "(stutter)"  # the action name of a step in which a deadlocked run stays put
+STUTTER = "(stutter)"  # the action name of a step in which a run stays put
+# Where a run may stutter: never, only where no action is enabled (the run has ended), or anywhere.
+Stutter = Literal["never", "deadlock", "always"]
 VerdictT = Literal["holds", "violated", "unknown"]
 MethodT = Literal["proof", "bmc", "explicit", "lasso", "k-induction"]
 
