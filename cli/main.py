@@ -158,7 +158,7 @@ def _options(args: argparse.Namespace, progress: Progress) -> Options:
     """Engine options from the command line; an option not given keeps the engine's default."""
     from racefree.verification.engine import Options
 
-    given = {k: getattr(args, k) for k in ("timeout", "rlimit") if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("timeout", "rlimit", "max_states") if getattr(args, k) is not None}
     return Options(engine=args.engine, depth=args.depth, progress=progress,
                    stutter="deadlock" if args.fair_next else "always", **given)
 
@@ -302,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--rlimit", type=int, metavar="UNITS",
                         help="Z3 work budget per solver call, in Z3 resource units: the deterministic limit "
                              "that makes an engine give up (default 100,000,000: about a minute)")
+        sp.add_argument("--max-states", type=int, metavar="N",
+                        help="states the explicit engine may enumerate before it reports unknown (default 5,000,000)")
         sp.add_argument("--fair-next", action="store_true",
                         help="liveness: a run may stop only where no action is enabled (the whole system weakly "
                              "fair, TLA+'s WF(Next)); default: a run may stop anywhere unless a `fair` "

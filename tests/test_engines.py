@@ -131,3 +131,29 @@ machine Count
     assert shallow.verdict == "unknown" and shallow.bound == 5
     deep = MachineChecker(m, Options(engine="auto")).check("never_twelve")
     assert deep.verdict == "violated" and deep.bound == 12
+
+
+DEEP = """
+machine Deep
+  type B = 0..15
+  var x: 0..40 = 0
+  var bits: B -> bool = false
+  action inc
+    requires x < 32
+    x := x + 1
+  action flip(b: B)
+    requires x < 32
+    bits[b] := not bits[b]
+"""
+
+
+def test_a_deep_bug_in_a_large_instance_is_found_without_tuning_the_depth() -> None:
+    """2^16 x 33 states, a deadlock 32 steps deep: past BMC's default depth and the state graph's
+    size, with Z3 given no budget at all; the depth-first search still finds it, and replays it."""
+    m = load_text(DEEP).machines[0]
+    opt = Options(graph_states=1_000, rlimit=1, first_rlimit=1)
+    r = MachineChecker(m, opt).check("deadlock_free")
+    assert (r.verdict, r.method, r.replayed) == ("violated", "dfs", True)
+    assert r.bound is not None and r.bound >= 32 and r.states is not None and r.states < 1_000
+    again = MachineChecker(m, opt).check("deadlock_free")
+    assert again.trace == r.trace  # deterministic

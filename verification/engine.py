@@ -40,6 +40,7 @@ from . import bmc as bmc_mod
 from . import liveness as live
 from .bmc import full_trace
 from .certificate import CertificateRejected, recheck, to_spec
+from .dfs import depth_first
 from .encode import Encoding
 from .explicit import StateGraph, explore, fair_instances, fair_violation, state_graph
 from .houdini import houdini
@@ -68,6 +69,7 @@ class Options:
     # usual semantics); "deadlock" (--fair-next): only where nothing is enabled (TLA+'s WF(Next)).
     stutter: Stutter = "always"
     graph_states: int = 600_000  # the shared state graph is built only for instances up to this size
+    dfs_states: int = 200_000  # depth-first search for deep bugs in instances larger than that
     progress: Progress = field(default=lambda msg: None)
 
     @property
@@ -243,6 +245,9 @@ class MachineChecker:
             shallow = self._bmc(p)
             if shallow.verdict == "violated":
                 return shallow
+            deep = self._depth_first(p)
+            if deep is not None:
+                return deep
             if budget.rlimit < self.opt.rlimit:
                 return self._prove(p, first_try=False)
         self._stage_is("k-induction", f"{self.m.name}.{p.name}: k-induction")
@@ -271,6 +276,20 @@ class MachineChecker:
         return Result(self.m, p.name, "violated", "bmc", len(trace) - 1, trace=trace, replayed=True,
                       detail="shortest counterexample; replayed through the interpreter")
 
+    def _depth_first(self, p: Safety) -> Result | None:
+        """A deep bug beyond the BMC depth, in an instance too large for the state graph (dfs.py)."""
+        self._stage_is("dfs", f"{self.m.name}.{p.name}: depth-first search ({self.opt.dfs_states:,} states)")
+        found = depth_first(self.interp, p.holds, self.opt.dfs_states)
+        if found.trace is not None:
+            replay(self.interp, p.name, p.holds, found.trace)
+            return Result(self.m, p.name, "violated", "dfs", len(found.trace) - 1, trace=found.trace, replayed=True,
+                          states=found.states, detail="found by depth-first search, not necessarily shortest; "
+                                                      "replayed through the interpreter")
+        if found.complete:
+            return Result(self.m, p.name, "holds", "explicit", None, states=found.states,
+                          detail="every reachable state of this instance enumerated (depth-first)")
+        return None
+
     def _explicit(self, props: list[str]) -> list[Result]:
         start = time.perf_counter()
 
@@ -292,7 +311,7 @@ class MachineChecker:
                                   detail="every reachable state of this instance enumerated"))
             else:
                 out.append(Result(self.m, prop, "unknown", "explicit", ex.depth, seconds, states=ex.states,
-                                  detail=f"stopped at {ex.states:,} states (--max-states)"))
+                                  detail=f"stopped at {ex.states:,} states (raise --max-states)"))
         return out
 
     # ----------------------------------------------------------- liveness

@@ -12,7 +12,7 @@ STUTTER = "(stutter)"  # the action name of a step in which a run stays put
 # Where a run may stutter: never, only where no action is enabled (the run has ended), or anywhere.
 Stutter = Literal["never", "deadlock", "always"]
 VerdictT = Literal["holds", "violated", "unknown"]
-MethodT = Literal["proof", "bmc", "explicit", "lasso", "k-induction"]
+MethodT = Literal["proof", "bmc", "explicit", "lasso", "k-induction", "dfs"]
 
 
 @dataclass(frozen=True)
