@@ -60,22 +60,32 @@ def cmd_demo_ckpt(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"racefree demo ckpt: {exc}", file=sys.stderr)
         return 2
-    root = args.dir or Path(tempfile.mkdtemp(prefix="racefree-ckpt-")) / "broadcasts"
+    if args.dir is not None and args.dir.exists() and not args.dir.is_dir():
+        print(f"racefree demo ckpt: --dir {args.dir} exists and is not a folder", file=sys.stderr)
+        return 2
+    temp = None if args.dir else Path(tempfile.mkdtemp(prefix="racefree-ckpt-"))
+    root = args.dir or temp / "broadcasts"  # type: ignore[operator]
     options = DemoOptions(lag=args.lag, train_s=args.train_s, resume_at=args.resume_at, timeout=args.timeout,
                           monitor=args.monitor)
     progress = Progress(not args.json)
     try:
         run = run_demo(config, root, options, progress=progress)
+        report = ckpt_report(run)
     except CkptError as exc:
         progress.clear()
         print(f"racefree demo ckpt: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the workers are stopped by run_demo; what this run created goes too
+        progress.clear()
+        print("racefree demo ckpt: interrupted" + (f"; the folder {root} is kept" if temp is None else ""),
+              file=sys.stderr)
+        return 130
     finally:
         progress.clear()
-    report = ckpt_report(run)
-    if args.dir is None:
-        shutil.rmtree(root.parent, ignore_errors=True)
-        report["dir"] = report["replay_command"] = None  # pass --dir to keep the folder and its traces
+        if temp is not None:  # pass --dir to keep the folder and its traces
+            shutil.rmtree(temp, ignore_errors=True)
+    if temp is not None:
+        report["dir"] = report["replay_command"] = None
     if args.json:
         print(json.dumps(report))
     else:

@@ -11,13 +11,14 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from racefree import __version__
 from racefree.spec import errors, ir
-from racefree.spec.loader import load_file, load_instance, parse_consts
+from racefree.spec.loader import load_file, load_instance, parse_consts, require_machines
 from racefree.spec.printer import show
 from racefree.verification.result import Result
 
@@ -87,9 +88,7 @@ def _machines(files: list[ir.SpecFile], names: list[str] | None) -> list[tuple[s
     """The machines to work on: all of them, or those named; a file with no machine or a name that
     matches nothing is an error (a command that checks nothing must not exit 0)."""
     for f in files:
-        if not f.machines:
-            raise errors.nothing_to_check(errors.Loc(f.path, 1, 1), "no machine in this file",
-                                          "a spec declares at least one `machine Name ...`")
+        require_machines(f)
     known = [m.name for f in files for m in f.machines]
     for name in names or []:
         if name not in known:
@@ -118,16 +117,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     progress = Progress(True)
     opt = _options(args, progress)
     results: list[tuple[str, Result]] = []
+    notes: list[str] = []
     interrupted = False
     try:
         for path, m in targets:
             progress.reset()
-            for r in MachineChecker(m, opt).results(args.property):
-                results.append((_display_path(Path(path)), r))
+            shown = _display_path(Path(path))
+            checker = MachineChecker(replace(m, strict_bounds=True) if args.strict_bounds else m, opt)
+            for r in checker.results(args.property):
+                results.append((shown, r))
                 if args.json:  # JSON Lines, flushed as each property finishes, so CI can stream it
                     progress.clear()
-                    print(json.dumps(render.result_json(results[-1][0], r) | ({"consts": consts} if consts else {})),
+                    print(json.dumps(render.result_json(shown, r) | ({"consts": consts} if consts else {})),
                           flush=True)
+            if not args.no_diagnostics and opt.engine != "bmc":
+                for f in checker.diagnostics() or []:
+                    notes.append(render.diagnostic_line(shown, m, f))
+                    if args.json:
+                        progress.clear()
+                        print(json.dumps(render.diagnostic_json(shown, m, f)), flush=True)
     except KeyboardInterrupt:
         interrupted = True
     progress.clear()
@@ -142,6 +150,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if consts:
         print("instance: " + ", ".join(f"{k}={v}" for k, v in consts.items()))
     print(render.results_table(results))
+    if notes:
+        print("\nnotes (diagnostics; they do not change the exit code):")
+        print("\n".join(f"  {n}" for n in notes))
     for path, r in results:
         if r.trace is not None and not args.quiet:
             print(f"\n{path}: {r.machine.name}.{r.prop} violated ({r.method}, {len(r.trace) - 1} steps)"
@@ -319,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON Lines: one object per property, printed as soon as it is checked")
     c.add_argument("--machine", action="append", help="only this machine (repeatable)")
     c.add_argument("--property", action="append", metavar="NAME", help="only this property (repeatable)")
+    c.add_argument("--strict-bounds", action="store_true",
+                   help="an update or key out of its declared range is a violation (built-in property in_bounds, "
+                        "with a trace) rather than a disabled action; a spec sets this per machine with strict_bounds")
+    c.add_argument("--no-diagnostics", action="store_true",
+                   help="skip the notes on never-enabled actions, bound-blocked actions and vacuous premises")
     c.add_argument("--quiet", action="store_true", help="no trace tables")
     c.add_argument("--certificates", action="store_true", help="print the inductive invariant of each proof")
     c.add_argument("--const", action="append", default=[], metavar="NAME=VALUE",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from racefree.spec import ir, values
-from racefree.verification.result import STUTTER, Result, Step
+from racefree.verification.diagnostics import Finding
+from racefree.verification.result import STUTTER, Result, Step, trace_json
 
 
 def _cells(m: ir.Machine, state: tuple[Any, ...]) -> dict[str, str]:
@@ -121,6 +122,18 @@ def result_json(path: str, r: Result) -> dict[str, Any]:
         "replayed": r.replayed if r.trace is not None else None, "detail": r.detail,
         "loop_start": r.loop_start,
     }
+
+
+def diagnostic_line(path: str, m: ir.Machine, f: Finding) -> str:
+    line = f"{path}: {m.name}: {f.message}"
+    if f.example is not None:
+        line += f"; first in: {', '.join(_compress(m, _cells(m, f.example[-1].state)))} (after {len(f.example) - 1} steps)"
+    return line
+
+
+def diagnostic_json(path: str, m: ir.Machine, f: Finding) -> dict[str, Any]:
+    return {"file": path, "machine": m.name, "kind": "diagnostic", "diagnostic": f.kind, "subject": f.subject,
+            "detail": f.message, "trace": None if f.example is None else trace_json(m, f.example)}
 
 
 def _event(m: ir.Machine, files: list[str], ev: Any) -> str:

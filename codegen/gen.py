@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from racefree import __version__
-from racefree.spec.loader import load_file
+from racefree.spec.loader import load_file, require_machines
 from racefree.spec.pyexpr import paused_gc
 
 from .machine import GenError, machine_source, snake
@@ -75,7 +75,7 @@ def _plan(specs: list[Path], outdir: Path) -> list[Planned]:
     out: list[Planned] = []
     owners: dict[str, str] = {}
     for spec in specs:
-        f = load_file(spec)
+        f = require_machines(load_file(spec))
         text = spec.read_text(encoding="utf-8")
         digest = source_hash(text)
         ref = _spec_ref(spec, outdir)

@@ -109,6 +109,12 @@ def initial_state(m: ir.Machine, src: _PySource | None = None) -> State:
     return tuple(values)
 
 
+def _may_be_undefined(nodes: list[ast.expr]) -> bool:
+    """Whether compiled expressions check a key or a value against its declared type (pyexpr's ix/chk)."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("ix", "chk", "chkset")
+               for node in nodes for n in ast.walk(node))
+
+
 class _Fill(ast.NodeTransformer):
     def __init__(self, holes: list[ast.expr]) -> None:
         self.holes = holes
@@ -123,6 +129,10 @@ class CompiledAction:
     step: Callable[..., State | None]
     successors: Callable[[State], list[tuple[tuple[Any, ...], State]]]
     param_domains: tuple[tuple[Any, ...], ...]
+    # The argument tuples for which the action is disabled by a type bound alone in a state (a key
+    # or an assigned value out of its declared range, not a false ``requires``); None when the
+    # action can never leave a bound, which is most actions.
+    out_of_bounds: Callable[[State], list[tuple[Any, ...]]] | None = None
 
 
 class Interpreter:
@@ -150,6 +160,15 @@ class Interpreter:
 
     def enabled_any(self, state: State) -> bool:
         return any(ca.successors(state) for ca in self.actions.values())
+
+    def out_of_bounds(self, state: State) -> list[tuple[str, tuple[Any, ...]]]:
+        """The ground actions disabled in ``state`` only because a key or a value would leave its declared type."""
+        return [(name, args) for name, ca in self.actions.items() if ca.out_of_bounds
+                for args in ca.out_of_bounds(state)]
+
+    def in_bounds(self, state: State) -> bool:
+        """The built-in property ``in_bounds`` (``strict_bounds``): no action is blocked by a type bound."""
+        return not any(ca.out_of_bounds(state) for ca in self.actions.values() if ca.out_of_bounds)
 
     def deadlock_free(self, state: State) -> bool:
         """Some action is enabled, or a declared terminal condition holds."""
@@ -230,7 +249,8 @@ class Interpreter:
                 acc.add(s.target.id if isinstance(s.target, ir.Name) else s.target.base.id)  # type: ignore[union-attr]
         return acc
 
-    def _body(self, a: ir.Action, indent: str, on_disabled: str, on_enabled: str) -> list[str]:
+    def _body(self, a: ir.Action, indent: str, on_disabled: str, on_enabled: str,
+              on_undefined: str | None = None) -> list[str]:
         guard = " and ".join(f"{self._src.expr(r)}" for r in a.requires) or "True"
         assigned = self._assigned(a.body, set())
         lines = [f"{indent}try:", f"{indent}    if not ({guard}): {on_disabled}"]
@@ -243,11 +263,12 @@ class Interpreter:
         new = "(" + "".join(p + ", " for p in parts) + ")"
         lines.append(f"{indent}    {on_enabled.format(new=new)}")
         lines.append(f"{indent}except Undefined:")
-        lines.append(f"{indent}    {on_disabled}")
+        lines.append(f"{indent}    {on_undefined or on_disabled}")
         return lines
 
     def _compile_action(self, a: ir.Action) -> CompiledAction:
         params = [f"p_{p.name}" for p in a.params]
+        first_hole = len(self._src.holes)
         step_src = "\n".join([f"def step(st{''.join(', ' + p for p in params)}):", self._unpack(),
                               *self._body(a, "    ", "return None", "return {new}")]) + "\n"
         loops, indent = [], "    "
@@ -260,5 +281,12 @@ class Interpreter:
                               *self._body(a, indent, cont, f"out.append(({args}, {{new}}))"),
                               "    return out"]) + "\n"
         domains = tuple(ir.domain(p.ty) for p in a.params)  # type: ignore[arg-type]
-        return CompiledAction(a, self._exec(step_src, "step"), self._exec(succ_src, "successors"), domains)
+        blocked = None
+        if "raise Undefined" in succ_src or _may_be_undefined(self._src.holes[first_hole:]):
+            nxt = "continue" if a.params else "return out"
+            blocked_src = "\n".join(["def out_of_bounds(st):", self._unpack(), "    out = []", *loops,
+                                     *self._body(a, indent, nxt, nxt, f"out.append({args})"),
+                                     "    return out"]) + "\n"
+            blocked = self._exec(blocked_src, "out_of_bounds")
+        return CompiledAction(a, self._exec(step_src, "step"), self._exec(succ_src, "successors"), domains, blocked)
 

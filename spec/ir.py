@@ -404,6 +404,15 @@ class Fair:
     loc: Loc = field(default=NOWHERE, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class StrictBounds:
+    """``strict_bounds``: an update or key out of its declared range is a violation of the built-in
+    property ``in_bounds`` (with a trace), not a silently disabled action."""
+
+    name: str = "in_bounds"
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
 TemporalKind = Literal["eventually", "always_eventually", "leads_to"]
 
 
@@ -420,6 +429,7 @@ class Liveness:
 
 
 DEADLOCK_FREE = "deadlock_free"  # the built-in property every machine has
+IN_BOUNDS = "in_bounds"  # the built-in property of a machine with strict_bounds (or checked with --strict-bounds)
 
 Verdict = Literal["holds", "violated"]
 
@@ -450,6 +460,7 @@ class Machine:
     loc: Loc = field(default=NOWHERE, compare=False)
     base: str | None = field(default=None, compare=False)
     const_values: tuple[tuple[str, int], ...] = field(default=(), compare=False)
+    strict_bounds: bool = False
 
     def action(self, name: str) -> Action:
         return next(a for a in self.actions if a.name == name)
@@ -462,7 +473,8 @@ class Machine:
 
     @property
     def property_names(self) -> list[str]:
-        return [i.name for i in self.invariants] + [p.name for p in self.liveness] + [DEADLOCK_FREE]
+        builtin = [DEADLOCK_FREE] + ([IN_BOUNDS] if self.strict_bounds else [])
+        return [i.name for i in self.invariants] + [p.name for p in self.liveness] + builtin
 
     def expected(self, prop: str) -> Verdict | None:
         return next((e.verdict for e in self.expects if e.prop == prop), None)

@@ -22,6 +22,14 @@ def load_file(path: str | Path) -> ir.SpecFile:
     return load_text(read_spec_text(path), str(path))
 
 
+def require_machines(f: ir.SpecFile) -> ir.SpecFile:
+    """A file a command works on must declare a machine: checking or generating nothing is no success."""
+    if not f.machines:
+        raise errors.nothing_to_check(errors.Loc(f.path, 1, 1), "no machine in this file",
+                                      "a spec declares at least one `machine Name ...`")
+    return f
+
+
 def read_spec_text(path: str | Path) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")

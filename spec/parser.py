@@ -151,6 +151,10 @@ class _ToRaw(Transformer):
     def terminal(self, items: list[Any]) -> Member:
         return Member("terminal", ir.Terminal(str(items[0]), items[1], self._tloc(items[0])))
 
+    @v_args(meta=True)
+    def strict_decl(self, meta: Any, items: list[Any]) -> Member:
+        return Member("strict", ir.StrictBounds(self._loc(meta)))
+
     def fair_decl(self, items: list[Any]) -> Member:
         strong, name = items[1], items[2]
         return Member("fair", ir.Fair(str(name), strong is not None, self._tloc(name)))

@@ -150,6 +150,7 @@ def show(m: ir.Machine) -> str:
             role = a.role
             lines.append(f"  role {role}")
         lines += show_action(a, "    ")
+    lines += ["  strict_bounds"] if m.strict_bounds else []
     lines += [f"  fair {'strong ' if f.strong else ''}{f.action}" for f in m.fairness]
     lines += [f"  invariant {i.name}: {show_expr(i.expr)}" for i in m.invariants]
     lines += [f"  liveness {lv.name}: {show_liveness(lv)}" for lv in m.liveness]

@@ -104,5 +104,6 @@ def _build(rm: RawMachine, members: list[Member]) -> ir.Machine:
         name=rm.name, doc=rm.doc, consts=of("const"), enums=of("enum"), types=of("type"),
         vars=ex("var"), actions=ex("action"), invariants=ex("invariant"), expects=of("expect"),
         liveness=ex("liveness"), fairness=of("fair"), terminals=ex("terminal"), loc=rm.loc, base=rm.base,
+        strict_bounds=bool(of("strict")),
     )
 

@@ -29,6 +29,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
     return run
 
 
-def jsonl(out: str) -> list[dict]:
-    """``racefree check --json`` output: one JSON object per line."""
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+def jsonl(out: str, diagnostics: bool = False) -> list[dict]:
+    """``racefree check --json`` output, one JSON object per line: the properties (and the diagnostics)."""
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [r for r in rows if diagnostics or r["kind"] != "diagnostic"]

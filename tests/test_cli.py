@@ -24,7 +24,7 @@ def test_json_reports_proofs_and_replayed_counterexamples(run_cli) -> None:
         assert r["kind"] == "invariant"
     proof, _, cex, _ = rows
     assert proof["verdict"] == "holds" and proof["method"] == "proof" and proof["bound"] is None
-    assert "fin[0]" in proof["certificate"]
+    assert "forall s: Slot. " in proof["certificate"] and "fin[s]" in proof["certificate"]  # folded per slot
     assert cex["verdict"] == "violated" and cex["method"] == "bmc" and cex["replayed"] is True
     trace = cex["trace"]
     assert len(trace) == 6 and cex["bound"] == 5
@@ -41,7 +41,7 @@ def test_check_const_checks_the_machines_at_other_sizes(run_cli) -> None:
     assert code == 0
     proof, _, cex, _ = jsonl(out)
     assert proof["consts"] == {"W": 2, "S": 2} and proof["verdict"] == "holds"
-    assert "fin[1]" in proof["certificate"] and "fin[2]" not in proof["certificate"]  # two slots, not six
+    assert "1 in fin[s]" in proof["certificate"] and "2 in fin" not in proof["certificate"]  # two writers, not three
     assert cex["verdict"] == "violated" and set(cex["trace"][-1]["state"]["fin"]) == {"0", "1"}
     code, out, _ = run_cli("check", "spec/examples/slots.rf", "--machine", "Slots", "--const", "S=2", "--quiet")
     assert code == 0 and out.startswith("instance: S=2")

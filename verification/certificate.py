@@ -12,16 +12,22 @@ proof reported. So the printer, the slicing and Spacer are all re-verified.
 
 from __future__ import annotations
 
+import re
+from functools import cached_property
 from itertools import product
 
 import z3
 from racefree.spec import ir
 from racefree.spec.checker import check_expression
 from racefree.spec.parser import parse_expression
+from racefree.spec.printer import show_type
 from racefree.spec.values import show_scalar
 
 from .encode import NONE, Encoding
 from .limits import Limits
+
+_HOLE = "\x00"  # where a map key stood in a template
+_INDEXED = re.compile(r"\b([A-Za-z_][A-Za-z_0-9]*)\[([^\[\]]+)\]")  # a map read with a printed key: name[key]
 
 
 class CertificateRejected(AssertionError):
@@ -29,7 +35,13 @@ class CertificateRejected(AssertionError):
 
 
 def to_spec(e: z3.ExprRef, enc: Encoding) -> str:
-    """A Z3 formula over the base frame, as spec syntax."""
+    """A Z3 formula over the base frame, as spec syntax.
+
+    Canonical: the operands of every ``and``/``or`` are sorted by their text (Z3 orders them by
+    its internal term ids, which depend on what else ran in the process), and a conjunction or
+    disjunction of one template at every key of a map's key type is printed once, quantified
+    (``forall s: Slot. ...``). The text is what gets re-checked, so folding cannot hide an error.
+    """
     index = {c.name: i for i, c in enumerate(enc.cells)}
     return _Printer(enc, index).top(e)
 
@@ -40,9 +52,71 @@ class _Printer:
         self.index = index
 
     def top(self, e: z3.ExprRef) -> str:
-        if z3.is_and(e):
-            return "\n  and ".join(self.p(c, 3) for c in e.children())
-        return self.p(e, 0)
+        parts = e.children() if z3.is_and(e) else [e]
+        texts = [self._disjunction(c, len(parts) > 1) for c in parts]
+        return "\n  and ".join(self._fold(texts, "forall") if len(parts) > 1 else texts)
+
+    def _disjunction(self, e: z3.ExprRef, operand: bool) -> str:
+        """One conjunct of the certificate; a disjunction's operands folded into ``exists`` where uniform."""
+        if not z3.is_or(e) or all(z3.is_not(c) for c in e.children()):
+            return self.p(e, 3 if operand else 0)
+        text = " or ".join(self._fold([self.p(c, 3) for c in e.children()], "exists"))
+        return f"({text})" if operand and len(e.children()) > 1 and " or " in text else text
+
+    def _fold(self, texts: list[str], quant: str) -> list[str]:
+        """Sorted, deduplicated operands; those that differ only in the key of every map they read,
+        all of one key type, become one quantified operand when they cover the whole key type."""
+        groups: dict[tuple[str, str], dict[str, str]] = {}
+        out: list[str] = []
+        for t in sorted(set(texts)):
+            shape = self._template(t)
+            if shape is None:
+                out.append(t)
+            else:
+                groups.setdefault(shape[:2], {})[shape[2]] = t
+        for (template, key_type), by_key in groups.items():
+            if len(by_key) > 1 and set(by_key) == set(self.key_domains[key_type]):
+                binder = self._binder(key_type)
+                out.append(f"({quant} {binder}: {key_type}. {template.replace(_HOLE, binder)})")
+            else:
+                out += by_key.values()
+        return sorted(out)
+
+    @cached_property
+    def map_keys(self) -> dict[str, str]:
+        """Map variable -> its key type as written in the spec (``Slot``, ``0..S-1``)."""
+        return {v.name: show_type(v.type.key) for v in self.enc.machine.vars  # type: ignore[union-attr]
+                if isinstance(v.ty, ir.TMap) and isinstance(v.type, ir.MapTypeExpr)}
+
+    @cached_property
+    def key_domains(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for v in self.enc.machine.vars:
+            if v.name in self.map_keys:
+                out[self.map_keys[v.name]] = [show_scalar(v.ty.key, k) for k in ir.domain(v.ty.key)]  # type: ignore[union-attr]
+        return out
+
+    def _template(self, text: str) -> tuple[str, str, str] | None:
+        """(text with every map key replaced by a hole, the key type, the key) when all map reads in
+        ``text`` use one key of one key type; None otherwise."""
+        keys = set()
+        types = set()
+        for m in _INDEXED.finditer(text):
+            if m.group(1) not in self.map_keys:
+                return None
+            keys.add(m.group(2))
+            types.add(self.map_keys[m.group(1)])
+        if len(keys) != 1 or len(types) != 1:
+            return None
+        (key,), (key_type,) = keys, types
+        return _INDEXED.sub(lambda m: f"{m.group(1)}[{_HOLE}]", text), key_type, key
+
+    def _binder(self, key_type: str) -> str:
+        m = self.enc.machine
+        taken = ({v.name for v in m.vars} | {c.name for c in m.consts} | {t.name for t in m.types}
+                 | {x for e in m.enums for x in (e.name, *e.members)})
+        base = key_type[0].lower() if key_type[0].isalpha() else "k"
+        return next(n for n in [base, *(f"{base}{i}" for i in range(1, 100))] if n not in taken)
 
     def p(self, e: z3.ExprRef, ctx: int) -> str:
         """Print with parentheses when the operator binds looser than ``ctx`` (printer.py precedences)."""
@@ -53,12 +127,12 @@ class _Printer:
         if z3.is_not(e) and z3.is_and(e.arg(0)):
             return self.wrap(f"not ({self.p(e.arg(0), 0)})", 4, ctx)
         if z3.is_or(e) and all(z3.is_not(c) for c in e.children()):
-            inner = " and ".join(self.p(c.arg(0), 4) for c in e.children())
+            inner = " and ".join(sorted({self.p(c.arg(0), 4) for c in e.children()}))
             return self.wrap(f"not ({inner})", 4, ctx)
         if z3.is_and(e):
-            return self.wrap(" and ".join(self.p(c, 4) for c in e.children()), 3, ctx)
+            return self.wrap(" and ".join(sorted({self.p(c, 4) for c in e.children()})), 3, ctx)
         if z3.is_or(e):
-            return self.wrap(" or ".join(self.p(c, 3) for c in e.children()), 2, ctx)
+            return self.wrap(" or ".join(sorted({self.p(c, 3) for c in e.children()})), 2, ctx)
         if z3.is_implies(e):
             return self.wrap(f"{self.p(e.arg(0), 2)} implies {self.p(e.arg(1), 1)}", 1, ctx)
         if z3.is_not(e) and not (z3.is_or(e.arg(0)) or z3.is_implies(e.arg(0))):

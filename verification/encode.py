@@ -92,6 +92,8 @@ class Encoding:
         self._index = {c.name: i for i, c in enumerate(self.cells)}
         self._steps: dict[tuple[tuple[int, ...] | None, str], tuple[z3.BoolRef, z3.ArithRef, list[z3.ExprRef]]] = {}
         self.init_values = self._initial_values()
+        # Per ground action that may be blocked by a type bound alone: (action, args, where it is).
+        self.bound_blocks: list[tuple[ir.Action, tuple[Any, ...], z3.BoolRef]] = []
         self.actions = [ga for a in m.actions for ga in self._ground(a)]
 
     # ----------------------------------------------------------------- layout
@@ -206,6 +208,11 @@ class Encoding:
         ok = [self.some_enabled(self.base)] + [self.invariant(t.expr, self.base) for t in self.machine.terminals]
         return self.substitute(z3.Or(ok), frame)  # type: ignore[return-value]
 
+    def in_bounds(self, frame: Sequence[z3.ExprRef]) -> z3.BoolRef:
+        """The built-in ``in_bounds``: no ground action is blocked by a type bound alone."""
+        ok = z3.Not(z3.Or([b for _, _, b in self.bound_blocks])) if self.bound_blocks else z3.BoolVal(True)
+        return self.substitute(ok, frame)  # type: ignore[return-value]
+
     def invariant(self, e: ir.Expr, frame: Sequence[z3.ExprRef], env: dict[str, Any] | None = None) -> z3.BoolRef:
         """A boolean state expression as a formula: true only where it is defined and holds."""
         value, defined = self.expr(e, env or {}, self.view(frame))
@@ -225,6 +232,10 @@ class Encoding:
             new: dict[int, z3.ExprRef] = {}
             defined: list[z3.BoolRef] = []
             self._stmts(a.body, env, view, z3.BoolVal(True), new, defined)
+            # Disabled by a bound alone: the guard is undefined, or it holds and the body is undefined.
+            blocked = z3.simplify(z3.Or(z3.Not(dg), z3.And(g, z3.Not(z3.And(*defined)))))
+            if not z3.is_false(blocked):
+                self.bound_blocks.append((a, tuple(args), blocked))
             guard = z3.simplify(z3.And(dg, g, *defined))
             if z3.is_false(guard):
                 continue

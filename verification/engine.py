@@ -41,6 +41,7 @@ from . import liveness as live
 from .bmc import full_trace
 from .certificate import CertificateRejected, recheck, to_spec
 from .dfs import depth_first
+from .diagnostics import Finding, diagnose
 from .encode import Encoding
 from .explicit import StateGraph, explore, fair_instances, fair_violation, state_graph
 from .houdini import houdini
@@ -117,7 +118,7 @@ class MachineChecker:
         return self._enc
 
     def safety_props(self) -> list[str]:
-        return [i.name for i in self.m.invariants] + [ir.DEADLOCK_FREE]
+        return [i.name for i in self.m.invariants] + [ir.DEADLOCK_FREE] + ([ir.IN_BOUNDS] if self.m.strict_bounds else [])
 
     def check_all(self) -> list[Result]:
         return list(self.results())
@@ -192,6 +193,12 @@ class MachineChecker:
         return Result(self.m, p.name, "violated", "explicit", len(trace) - 1, trace=trace, replayed=True,
                       states=n, detail="shortest counterexample (breadth-first); replayed through the interpreter")
 
+    def diagnostics(self) -> list[Finding] | None:
+        """Never-enabled actions, bound-blocked actions and vacuous premises (diagnostics.py), from the
+        state graph; None when the instance is too large for it."""
+        graph = self.graph()
+        return None if graph is None else diagnose(self.interp, graph)
+
     def _lemma_proof(self, p: Safety) -> Result | None:
         """A proof by the machine's own invariants: the largest inductive subset (Houdini), re-checked."""
         if self._lemmas is None:
@@ -199,7 +206,7 @@ class MachineChecker:
             cands = {i.name: self.enc.invariant(i.expr, self.enc.base) for i in self.m.invariants}
             self._lemmas = houdini(self.enc, cands, self.opt.limits).inductive
         lemmas = self._lemmas
-        if not lemmas or (p.name != ir.DEADLOCK_FREE and p.name not in lemmas):
+        if not lemmas or (p.name not in (ir.DEADLOCK_FREE, ir.IN_BOUNDS) and p.name not in lemmas):
             return None
         text = " and ".join(f"({show_expr(self.m.invariant(n).expr)})" for n in lemmas)
         try:
@@ -213,6 +220,8 @@ class MachineChecker:
     def _safety(self, prop: str) -> Safety:
         if prop == ir.DEADLOCK_FREE:
             return Safety(prop, self.interp.deadlock_free, lambda: self.enc.deadlock_free(self.enc.base))
+        if prop == ir.IN_BOUNDS:
+            return Safety(prop, self.interp.in_bounds, lambda: self.enc.in_bounds(self.enc.base))
         return Safety(prop, self.interp.invariants[prop],
                       lambda: self.enc.invariant(self.m.invariant(prop).expr, self.enc.base))
 
@@ -296,7 +305,7 @@ class MachineChecker:
         def progress(depth: int, states: int) -> None:
             self._stage_is("explicit", f"{self.m.name}: explicit depth {depth}, {states:,} states")
 
-        preds = {p: self.interp.deadlock_free if p == ir.DEADLOCK_FREE else self.interp.invariants[p] for p in props}
+        preds = {p: self._safety(p).holds for p in props}
         ex = explore(self.interp, preds, max_states=self.opt.max_states, on_progress=progress)
         seconds = time.perf_counter() - start
         out = []

@@ -50,19 +50,21 @@ class Result:
         return self.verdict == (self.expected or "holds")
 
     def trace_json(self) -> list[dict[str, Any]] | None:
-        if self.trace is None:
-            return None
-        out = []
-        for i, st in enumerate(self.trace):
-            role = None
-            args: dict[str, Any] = {}
-            if st.action and st.action != STUTTER:
-                a = self.machine.action(st.action)
-                role = a.role
-                args = {p.name: values.to_json(p.ty, x) for p, x in zip(a.params, st.args, strict=True)}  # type: ignore[arg-type]
-            row = {"step": i, "role": role, "action": st.action, "args": args,
-                   "state": values.state_json(self.machine, st.state)}
-            if self.loop_start is not None:
-                row["loop_start"] = i == self.loop_start
-            out.append(row)
-        return out
+        return None if self.trace is None else trace_json(self.machine, self.trace, self.loop_start)
+
+
+def trace_json(m: ir.Machine, trace: list[Step], loop_start: int | None = None) -> list[dict[str, Any]]:
+    """A trace as JSON: per step its role, action, arguments and the whole state after it."""
+    out = []
+    for i, st in enumerate(trace):
+        role = None
+        args: dict[str, Any] = {}
+        if st.action and st.action != STUTTER:
+            a = m.action(st.action)
+            role = a.role
+            args = {p.name: values.to_json(p.ty, x) for p, x in zip(a.params, st.args, strict=True)}  # type: ignore[arg-type]
+        row = {"step": i, "role": role, "action": st.action, "args": args, "state": values.state_json(m, st.state)}
+        if loop_start is not None:
+            row["loop_start"] = i == loop_start
+        out.append(row)
+    return out

@@ -135,12 +135,16 @@ def _start(run: DemoRun, options: DemoOptions, phase: str) -> dict[str, subproce
     procs: dict[str, subprocess.Popen[bytes]] = {}
     log = run.root / "logs"
     log.mkdir(exist_ok=True)
-    for name, argv in specs.items():
-        with open(log / f"{name}{phase}.log", "wb") as out:
-            procs[name] = subprocess.Popen([sys.executable, "-m", "racefree.runtime.ckpt.worker", *argv, *common],
-                                           stdout=out, stderr=subprocess.STDOUT, env=env)
-        if name.startswith("reader"):
-            _wait_registered(run.root, name, procs[name])
+    try:
+        for name, argv in specs.items():
+            with open(log / f"{name}{phase}.log", "wb") as out:
+                procs[name] = subprocess.Popen([sys.executable, "-m", "racefree.runtime.ckpt.worker", *argv, *common],
+                                               stdout=out, stderr=subprocess.STDOUT, env=env)
+            if name.startswith("reader"):
+                _wait_registered(run.root, name, procs[name])
+    except BaseException:  # a reader that did not start, or Ctrl-C: no worker outlives the launcher
+        _kill(procs)
+        raise
     return procs
 
 
