@@ -107,7 +107,8 @@ def results_table(results: list[tuple[str, Result]]) -> str:
         expected = r.expected or "holds"
         mark = "ok" if r.matches else "MISMATCH"
         rows.append((path, r.machine.name, r.prop, r.verdict, f"{expected} ({mark})", r.method,
-                     "unbounded" if r.bound is None else str(r.bound), f"{r.seconds:.2f}"))
+                     str(r.bound) if r.bound is not None else "unbounded" if r.verdict == "holds" else "-",
+                     f"{r.seconds:.2f}"))
     widths = [max(len(row[c]) for row in rows) for c in range(len(head))]
     out = ["  ".join(row[c].ljust(widths[c]) for c in range(len(head))).rstrip() for row in rows]
     out.insert(1, "  ".join("-" * w for w in widths))

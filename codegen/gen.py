@@ -76,7 +76,8 @@ def _plan(specs: list[Path], outdir: Path) -> list[Planned]:
     owners: dict[str, str] = {}
     for spec in specs:
         f = require_machines(load_file(spec))
-        text = spec.read_text(encoding="utf-8")
+        # The hash covers the imported files too: a change to a base machine makes the module stale.
+        text = "".join(Path(p).read_text(encoding="utf-8") for p in [spec, *f.imports])
         digest = source_hash(text)
         ref = _spec_ref(spec, outdir)
         modules: dict[str, str] = {}

@@ -36,6 +36,7 @@ CATALOG: dict[str, str] = {
     "RF014": "expect names an unknown property",
     "RF015": "unknown base machine",
     "RF016": "duplicate expect",
+    "RF017": "import cycle",
     "RF020": "type mismatch",
     "RF021": "literal out of range",
     "RF022": "unbounded type where a bound is required",
@@ -132,6 +133,11 @@ def unknown_property(loc: Loc, name: str, known: list[str]) -> SpecError:
 def unknown_base(loc: Loc, name: str) -> SpecError:
     return _err("RF015", f"machine extends unknown machine '{name}'", loc,
                 hint="a base machine must be declared earlier in the same file")
+
+
+def import_cycle(loc: Loc, path: str) -> SpecError:
+    return _err("RF017", f"import of '{path}' closes a cycle", loc,
+                hint="move the shared machines into a file that imports nothing of these")
 
 
 def duplicate_expect(loc: Loc, prop: str, first: Loc) -> SpecError:

@@ -488,6 +488,7 @@ class Machine:
 class SpecFile:
     path: str
     machines: tuple[Machine, ...]
+    imports: tuple[str, ...] = ()  # the files it imports, directly or not (their machines are bases only)
 
 
 def fits(src: Ty, dst: Ty) -> bool:

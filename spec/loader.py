@@ -8,14 +8,43 @@ from pathlib import Path
 
 from . import errors, ir
 from .checker import check_machine
-from .parser import parse_text
+from .parser import RawMachine, parse_text
 from .variants import merge
 
 
 def load_text(text: str, path: str = "<string>") -> ir.SpecFile:
-    raw = parse_text(text, path)
-    machines = tuple(check_machine(m) for m in merge(raw))
-    return ir.SpecFile(path, machines)
+    """This file's machines, complete and typed; an imported file's machines are bases only."""
+    own, imported, sources = _with_imports(text, path)
+    names = {rm.name for rm in own}
+    machines = tuple(check_machine(m) for m in merge(imported + own) if m.name in names)
+    return ir.SpecFile(path, machines, tuple(sources))
+
+
+def _with_imports(text: str, path: str) -> tuple[list[RawMachine], list[RawMachine], list[str]]:
+    """(this file's raw machines, every imported file's in dependency order, the imported paths).
+
+    ``import "x.rf"`` is resolved relative to the importing file; a file imported twice (a diamond)
+    is read once; a cycle is RF017 at the import that closes it.
+    """
+    done: dict[Path, list[RawMachine]] = {}
+
+    def visit(text: str, path: str, stack: tuple[Path, ...]) -> list[RawMachine]:
+        parsed = parse_text(text, path)
+        for imp in parsed.imports:
+            target = (Path(path).parent / imp.path).resolve()
+            if target in stack:
+                raise errors.import_cycle(imp.loc, imp.path)
+            if target not in done:
+                try:
+                    sub = target.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                    raise errors.unreadable_file(imp.loc, f"{imp.path}: {why}") from None
+                done[target] = visit(sub, str(Path(path).parent / imp.path), (*stack, target))
+        return parsed.machines
+
+    own = visit(text, path, (Path(path).resolve(),))
+    return own, [rm for machines in done.values() for rm in machines], [str(p) for p in done]
 
 
 def load_file(path: str | Path) -> ir.SpecFile:
@@ -43,8 +72,8 @@ def load_instance(path: str | Path, machine: str, consts: Mapping[str, int]) -> 
     Constants derived from them (``const K = A + 3 + E``) follow, so a deployment runs the
     checked machine at its own sizes (``racefree replay --const S=20``, the ckpt runtime).
     """
-    text = read_spec_text(path)
-    merged = {m.name: m for m in merge(parse_text(text, str(path)))}
+    own, imported, _ = _with_imports(read_spec_text(path), str(path))
+    merged = {m.name: m for m in merge(imported + own)}
     where = errors.Loc(str(path), 1, 1)
     if machine not in merged:
         raise errors.unknown_name(where, machine, "machine", list(merged))

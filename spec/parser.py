@@ -28,6 +28,20 @@ class Member:
 
 
 @dataclass
+class Import:
+    """``import "other.rf"``: the machines of another file, as bases for this file's variants."""
+
+    path: str  # as written: relative to the importing file
+    loc: Loc
+
+
+@dataclass
+class ParsedFile:
+    imports: list[Import]
+    machines: list[RawMachine]
+
+
+@dataclass
 class RawMachine:
     name: str
     base: str | None
@@ -44,7 +58,7 @@ def _parser() -> Lark:
 
 
 _TOKEN_NAMES = {
-    "NAME": "a name", "INT": "an integer", "DOCSTRING": "a docstring", "$END": "end of file",
+    "NAME": "a name", "INT": "an integer", "DOCSTRING": "a docstring", "PATH": "a quoted file path", "$END": "end of file",
     "COLON": "':'", "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
     "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "DOT": "'.'", "VBAR": "'|'", "QMARK": "'?'",
 }
@@ -61,7 +75,7 @@ def _describe_expected(names: set[str]) -> list[str]:
     return sorted(set(out))
 
 
-def parse_text(text: str, path: str) -> list[RawMachine]:
+def parse_text(text: str, path: str) -> ParsedFile:
     try:
         tree = _parser().parse(text, start="start")
     except UnexpectedInput as exc:
@@ -110,8 +124,12 @@ class _ToRaw(Transformer):
         return Loc(self.path, tok.line or 1, tok.column or 1)
 
     # ---- file / machine
-    def start(self, machines: list[RawMachine]) -> list[RawMachine]:
-        return list(machines)
+    def start(self, items: list[Any]) -> ParsedFile:
+        imports = [x for x in items if isinstance(x, Import)]
+        return ParsedFile(imports, [x for x in items if isinstance(x, RawMachine)])
+
+    def import_decl(self, items: list[Token]) -> Import:
+        return Import(str(items[0])[1:-1], self._tloc(items[0]))
 
     @v_args(meta=True)
     def machine(self, meta: Any, items: list[Any]) -> RawMachine:

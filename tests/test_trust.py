@@ -228,3 +228,28 @@ def test_ctrl_c_stops_check_promptly_with_partial_results() -> None:
             proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ imports
+
+
+def test_a_variant_may_extend_a_machine_of_another_file(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "fifo.rf").write_text(FIFO)
+    (tmp_path / "lib" / "also.rf").write_text('import "fifo.rf"\nmachine Bigger extends Fifo\n  override const C = 5\n')
+    exp = tmp_path / "experiment.rf"
+    exp.write_text('import "lib/fifo.rf"\nimport "lib/also.rf"\n'  # a diamond: fifo.rf is read once
+                   "machine FifoGuarded extends Fifo\n  override action put\n    requires count < C\n"
+                   "    count := count + 1\n  strict_bounds\n"
+                   "machine BiggerGuarded extends Bigger\n  strict_bounds\n  expect in_bounds violated\n")
+    code, out, err = run_cli("check", str(exp), "--json", "--no-diagnostics")
+    assert code == 0, err
+    rows = jsonl(out)
+    assert {r["machine"] for r in rows} == {"FifoGuarded", "BiggerGuarded"}  # imported machines are bases only
+    assert next(r for r in rows if r["machine"] == "FifoGuarded" and r["property"] == "in_bounds")["verdict"] == "holds"
+    (tmp_path / "lib" / "fifo.rf").write_text('import "../experiment.rf"\n' + FIFO)
+    code, _, err = run_cli("check", str(exp))
+    assert code == 2 and "error[RF017]" in err and "closes a cycle" in err
+    exp.write_text('import "lib/nope.rf"\n')
+    code, _, err = run_cli("check", str(exp))
+    assert code == 2 and err.startswith(f"{exp}:1:8: error[RF002]")

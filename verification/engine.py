@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, is_dataclass
 from functools import cached_property
+from math import prod
 from typing import Literal
 
 import z3
@@ -71,6 +72,7 @@ class Options:
     stutter: Stutter = "always"
     graph_states: int = 600_000  # the shared state graph is built only for instances up to this size
     dfs_states: int = 200_000  # depth-first search for deep bugs in instances larger than that
+    max_ground: int = 200_000  # ground action instances (parameter combinations) an instance may have
     progress: Progress = field(default=lambda msg: None)
 
     @property
@@ -152,6 +154,10 @@ class MachineChecker:
         self.opt.progress(message)
 
     def _check(self, prop: str) -> Result:
+        if self.ground_actions > self.opt.max_ground:  # would take gigabytes before any answer
+            return Result(self.m, prop, "unknown", "explicit", None, kind=self._kind(prop),
+                          detail=f"{self.ground_actions:,} ground action instances (parameter combinations) exceed "
+                                 f"the limit of {self.opt.max_ground:,}: check a smaller instance (--const)")
         if any(lv.name == prop for lv in self.m.liveness):
             res = self._liveness(self.m.live(prop))
         elif self.opt.engine == "explicit":
@@ -165,6 +171,11 @@ class MachineChecker:
                 res = self._graph_search(p)  # exact on small instances: shortest trace, or every state seen
             res = res or self._lemma_proof(p) or self._prove(p)
         return res
+
+    @cached_property
+    def ground_actions(self) -> int:
+        """How many instances the actions have, one per combination of parameter values."""
+        return sum(prod(len(ir.domain(p.ty)) for p in a.params) for a in self.m.actions)  # type: ignore[arg-type]
 
     @cached_property
     def graph_first(self) -> bool:
@@ -196,7 +207,7 @@ class MachineChecker:
     def diagnostics(self) -> list[Finding] | None:
         """Never-enabled actions, bound-blocked actions and vacuous premises (diagnostics.py), from the
         state graph; None when the instance is too large for it."""
-        graph = self.graph()
+        graph = self.graph() if self.ground_actions <= self.opt.max_ground else None
         return None if graph is None else diagnose(self.interp, graph)
 
     def _lemma_proof(self, p: Safety) -> Result | None:
