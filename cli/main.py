@@ -106,6 +106,7 @@ def _properties(targets: list[tuple[str, ir.Machine]], wanted: list[str] | None)
 
 def cmd_check(args: argparse.Namespace) -> int:
     from racefree.verification.engine import MachineChecker
+    from racefree.verification.limits import catch_ctrl_c, was_interrupted
 
     paths = [Path(p) for p in args.paths] or bundled_specs()
     files = _load(paths)  # every file parses and type-checks before any verdict is printed
@@ -114,6 +115,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if consts:  # the named machines at the sizes a deployment runs (every name checked first)
         targets = [(files[0].path, load_instance(paths[0], name, consts)) for name in args.machine]
     _properties(targets, args.property)
+    catch_ctrl_c()
     progress = Progress(True)
     opt = _options(args, progress)
     results: list[tuple[str, Result]] = []
@@ -131,11 +133,15 @@ def cmd_check(args: argparse.Namespace) -> int:
                     print(json.dumps(render.result_json(shown, r) | ({"consts": consts} if consts else {})),
                           flush=True)
             if not args.no_diagnostics and opt.engine != "bmc":
-                for f in checker.diagnostics() or []:
+                for f in checker.diagnostics():
                     notes.append(render.diagnostic_line(shown, m, f))
                     if args.json:
                         progress.clear()
                         print(json.dumps(render.diagnostic_json(shown, m, f)), flush=True)
+    except Exception:
+        if not was_interrupted():
+            raise
+        interrupted = True  # a Z3 call cancelled by the interrupt (Z3Exception "push canceled")
     except KeyboardInterrupt:
         interrupted = True
     progress.clear()

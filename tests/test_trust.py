@@ -212,8 +212,10 @@ def test_results_are_the_same_on_every_run(run_cli) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_check_promptly_with_partial_results() -> None:
+    # A background job (pytest started with `&`) ignores SIGINT, and a child inherits that: restore it.
     proc = subprocess.Popen([sys.executable, "-m", "racefree.cli.main", "check", "--json"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # the first property is streamed before the rest are checked

@@ -61,7 +61,20 @@ def solve(chc: Chc, limits: Limits) -> ChcAnswer:
     interp = s.model()[inv]
     body = interp.else_value() if isinstance(interp, z3.FuncInterp) else interp
     # Spacer's interpretation is over de Bruijn variables: Var(i) is the i-th argument.
-    return ChcAnswer("safe", z3.substitute_vars(body, *chc.cur) if chc.cur else body)
+    return ChcAnswer("safe", _quantifier_free(z3.substitute_vars(body, *chc.cur) if chc.cur else body))
+
+
+def _quantifier_free(inv: z3.BoolRef) -> z3.BoolRef:
+    """Spacer sometimes keeps an existential over an eliminated variable (``exists k. x == k + 1 and
+    0 <= k <= 2``); over integers that is eliminable, and the certificate printer needs it gone."""
+    if not _has_quantifier(inv):
+        return inv
+    goals = z3.Then("qe", "simplify")(inv)
+    return z3.And([f for g in goals for f in g]) if len(goals) else inv  # type: ignore[return-value]
+
+
+def _has_quantifier(e: z3.ExprRef) -> bool:
+    return z3.is_quantifier(e) or any(_has_quantifier(c) for c in e.children())
 
 
 def check_invariant(chc: Chc, inv: z3.BoolRef, limits: Limits) -> str | None:

@@ -27,7 +27,8 @@ class DepthFirst:
     complete: bool  # every reachable state visited (no violation then means: holds in this instance)
 
 
-def depth_first(interp: Interpreter, holds: Callable[[State], bool], max_states: int) -> DepthFirst:
+def depth_first(interp: Interpreter, holds: Callable[[State], bool], max_states: int,
+                on_progress: Callable[[int], None] | None = None) -> DepthFirst:
     """Search for a state where ``holds`` is false, visiting at most ``max_states`` states."""
     if not holds(interp.init):
         return DepthFirst([Step(None, (), interp.init)], 1, False)
@@ -44,6 +45,8 @@ def depth_first(interp: Interpreter, holds: Callable[[State], bool], max_states:
         if state in seen:
             continue
         seen.add(state)
+        if on_progress is not None and len(seen) % 4096 == 0:
+            on_progress(len(seen))
         path.append((state, (name, args), interp.successors(state)))
         if not holds(state):
             trace = [Step(None, (), interp.init)] + [Step(how[0], how[1], st) for st, how, _ in path[1:] if how]

@@ -42,17 +42,18 @@ from . import liveness as live
 from .bmc import full_trace
 from .certificate import CertificateRejected, recheck, to_spec
 from .dfs import depth_first
-from .diagnostics import Finding, diagnose
+from .diagnostics import Finding, Question, questions
 from .encode import Encoding
 from .explicit import StateGraph, explore, fair_instances, fair_violation, state_graph
 from .houdini import houdini
-from .limits import Limits, WallClockTimeout
+from .limits import Limits, WallClockTimeout, stop_if_interrupted
 from .prove import k_induction, spacer_prove
 from .replay import ReplayMismatch, replay, replay_steps
 from .result import STUTTER, Result, Step, Stutter
 
 EngineName = Literal["auto", "prove", "bmc", "explicit"]
 SYMBOLIC_FIRST_MAX_NODES = 5_000  # above this many IR nodes in its actions, a machine is searched explicitly first
+SHALLOW_DEPTH = 10  # an expected violation is first looked for this deep by BMC, before any state graph
 Progress = Callable[[str], None]
 
 
@@ -150,6 +151,7 @@ class MachineChecker:
 
     def _stage_is(self, method: str, message: str) -> None:
         """Record which engine is running (named in a wall-clock timeout) and report progress."""
+        stop_if_interrupted()
         self._stage = method
         self.opt.progress(message)
 
@@ -167,7 +169,9 @@ class MachineChecker:
         else:
             p = self._safety(prop)
             res = None
-            if self.graph_first or self.m.expected(prop) == "violated" or self._graph:
+            if self.m.expected(prop) == "violated" and self._graph is False and not self.graph_first:
+                res = self._shallow_bmc(p)  # a shallow bug costs less than a state graph that may be too large
+            if res is None and (self.graph_first or self.m.expected(prop) == "violated" or self._graph):
                 res = self._graph_search(p)  # exact on small instances: shortest trace, or every state seen
             res = res or self._lemma_proof(p) or self._prove(p)
         return res
@@ -188,7 +192,8 @@ class MachineChecker:
         if self._graph is False:
             self._stage_is("explicit", f"{self.m.name}: enumerating the state graph")
             limit = self.opt.max_states if self.opt.engine == "explicit" else self.opt.graph_states
-            self._graph = state_graph(self.interp, limit, self.opt.stutter)
+            self._graph = state_graph(self.interp, limit, self.opt.stutter, on_progress=lambda n: self._stage_is(
+                "explicit", f"{self.m.name}: enumerating the state graph, {n:,} states"))
         return self._graph  # type: ignore[return-value]
 
     def _graph_search(self, p: Safety) -> Result | None:
@@ -204,11 +209,51 @@ class MachineChecker:
         return Result(self.m, p.name, "violated", "explicit", len(trace) - 1, trace=trace, replayed=True,
                       states=n, detail="shortest counterexample (breadth-first); replayed through the interpreter")
 
-    def diagnostics(self) -> list[Finding] | None:
-        """Never-enabled actions, bound-blocked actions and vacuous premises (diagnostics.py), from the
-        state graph; None when the instance is too large for it."""
-        graph = self.graph() if self.ground_actions <= self.opt.max_ground else None
-        return None if graph is None else diagnose(self.interp, graph)
+    def diagnostics(self) -> list[Finding]:
+        """Never-enabled actions, bound-blocked actions and vacuous premises (diagnostics.py): exact
+        from the state graph when a property built it, else from cheap symbolic queries."""
+        if self.ground_actions > self.opt.max_ground:
+            return []
+        graph = self._graph if isinstance(self._graph, StateGraph) else None
+        out = []
+        for q in questions(self.interp):
+            self._stage_is("proof", f"{self.m.name}: diagnostics ({q.kind} {q.subject})")
+            try:
+                answer = self._reach_in_graph(graph, q) if graph is not None else self._reach_symbolic(q)
+            except WallClockTimeout:
+                answer = None
+            if answer is not None and answer[0] == q.finding_if_reachable:
+                out.append(q.finding(self.m, self.interp, answer[1]))
+        return out
+
+    @staticmethod
+    def _reach_in_graph(graph: StateGraph, q: Question) -> tuple[bool, list[Step] | None]:
+        first = next((i for i, st in enumerate(graph.states) if q.here(st)), None)
+        return (False, None) if first is None else (True, graph.path(first))
+
+    def _reach_symbolic(self, q: Question) -> tuple[bool, list[Step] | None] | None:
+        """Whether a state satisfying ``q`` is reachable: a shallow BMC trace to one (replayed), or a
+        quick Spacer proof that none is (its certificate re-checked), or a deeper BMC trace when Spacer
+        says there is one; None when none of these settles it within the quick budget."""
+        never = z3.Not(q.formula(self.enc))
+        trace, _, _ = bmc_mod.bmc(self.enc, never, min(self.opt.depth, SHALLOW_DEPTH), self.opt.quick)
+        if trace is None:
+            attempt = spacer_prove(self.enc, never, self.opt.quick)
+            if attempt.verdict == "holds" and attempt.invariant is not None:
+                try:
+                    recheck(self.enc, to_spec(attempt.invariant, self.enc), never, self.opt.limits)
+                except CertificateRejected:
+                    return None
+                return False, None
+            if attempt.verdict != "violated":
+                return None
+            if not q.finding_if_reachable:
+                return True, None  # reachable, so no finding: no example needed
+            trace, _, _ = bmc_mod.bmc(self.enc, never, self.opt.depth * 4, self.opt.quick)
+            if trace is None:
+                return None
+        replay(self.interp, q.subject, lambda st: not q.here(st), trace)
+        return True, trace
 
     def _lemma_proof(self, p: Safety) -> Result | None:
         """A proof by the machine's own invariants: the largest inductive subset (Houdini), re-checked."""
@@ -281,6 +326,17 @@ class MachineChecker:
         res.detail = rejected + res.detail
         return res
 
+    def _shallow_bmc(self, p: Safety) -> Result | None:
+        """The shortest counterexample if it is at most ``SHALLOW_DEPTH`` deep and BMC finds it within
+        the quick work budget; None otherwise (nothing is concluded from not finding one)."""
+        self._stage_is("bmc", f"{self.m.name}.{p.name}: shallow BMC")
+        trace, _, _ = bmc_mod.bmc(self.enc, p.formula, min(self.opt.depth, SHALLOW_DEPTH), self.opt.quick)
+        if trace is None:
+            return None
+        replay(self.interp, p.name, p.holds, trace)
+        return Result(self.m, p.name, "violated", "bmc", len(trace) - 1, trace=trace, replayed=True,
+                      detail="shortest counterexample; replayed through the interpreter")
+
     def _bmc(self, p: Safety, until_found: bool = False) -> Result:
         depth = self.opt.depth * (4 if until_found else 1)
 
@@ -299,7 +355,8 @@ class MachineChecker:
     def _depth_first(self, p: Safety) -> Result | None:
         """A deep bug beyond the BMC depth, in an instance too large for the state graph (dfs.py)."""
         self._stage_is("dfs", f"{self.m.name}.{p.name}: depth-first search ({self.opt.dfs_states:,} states)")
-        found = depth_first(self.interp, p.holds, self.opt.dfs_states)
+        found = depth_first(self.interp, p.holds, self.opt.dfs_states, on_progress=lambda n: self._stage_is(
+            "dfs", f"{self.m.name}.{p.name}: depth-first search, {n:,} states"))
         if found.trace is not None:
             replay(self.interp, p.name, p.holds, found.trace)
             return Result(self.m, p.name, "violated", "dfs", len(found.trace) - 1, trace=found.trace, replayed=True,

@@ -106,7 +106,8 @@ class StateGraph:
         return None
 
 
-def state_graph(interp: Interpreter, max_states: int, stutter: Stutter = "always") -> StateGraph | None:
+def state_graph(interp: Interpreter, max_states: int, stutter: Stutter = "always",
+                on_progress: Callable[[int], None] | None = None) -> StateGraph | None:
     """Every reachable state and its outgoing edges; None when there are more than ``max_states``.
 
     ``stutter``: where a run may stay put forever (a STUTTER self-loop): in every state (the
@@ -132,6 +133,8 @@ def state_graph(interp: Interpreter, max_states: int, stutter: Stutter = "always
             out.append((STUTTER, (), i))
         edges.append(out)
         i += 1
+        if on_progress is not None and i % 4096 == 0:
+            on_progress(len(states))
     return StateGraph(states, edges, parent)
 
 
