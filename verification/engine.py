@@ -215,8 +215,13 @@ class MachineChecker:
         if self.ground_actions > self.opt.max_ground:
             return []
         graph = self._graph if isinstance(self._graph, StateGraph) else None
+        taken = {a for edges in graph.edges for a, _, _ in edges} if graph is not None else set()
         out = []
         for q in questions(self.interp):
+            if graph is not None and q.kind == "never_enabled":  # enabled somewhere = an edge takes it
+                if q.subject not in taken:
+                    out.append(q.finding(self.m, self.interp, None))
+                continue
             self._stage_is("proof", f"{self.m.name}: diagnostics ({q.kind} {q.subject})")
             try:
                 answer = self._reach_in_graph(graph, q) if graph is not None else self._reach_symbolic(q)

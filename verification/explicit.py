@@ -222,23 +222,31 @@ def _sccs(nodes: set[int], edges: list[list[Edge]]) -> list[set[int]]:
 
 
 def _fair_scc(nodes: set[int], edges: list[list[Edge]], fair: list[tuple[str, tuple, bool]]) -> set[int] | None:
+    strong = {(a, args) for a, args, is_strong in fair if is_strong}
+    fair_keys = {(a, args) for a, args, _ in fair}
     for comp in _sccs(nodes, edges):
         taken = {(a, args) for n in comp for a, args, j in edges[n] if j in comp}
         if not taken:
             continue  # a single state without a self-loop is no cycle
-        # An instance is enabled in a state exactly when the state has an edge labelled with it.
-        labels = {n: {(b, bargs) for b, bargs, _ in edges[n]} for n in comp}
-        enabled = {(a, args): [n for n in comp if (a, args) in labels[n]] for a, args, _ in fair}
-        unfair_strong = [(a, args) for a, args, strong in fair
-                         if strong and enabled[(a, args)] and (a, args) not in taken]
-        if unfair_strong:
+        # An instance is enabled in a state exactly when the state has an edge labelled with it
+        # (one per instance: a ground action is deterministic). Only fair instances matter, and
+        # with stuttering most components are single states: keep this linear in their edges.
+        enabled: dict[tuple[str, tuple], int] = {}
+        unfair_states: set[int] = set()  # where a strong instance not taken on the component is enabled
+        for n in comp:
+            for b, bargs, _ in edges[n]:
+                key = (b, bargs)
+                if key in fair_keys:
+                    enabled[key] = enabled.get(key, 0) + 1
+                    if key in strong and key not in taken:
+                        unfair_states.add(n)
+        if unfair_states:
             # Emerson-Lei: a fair cycle here must avoid every state where such an action is enabled.
-            drop = {n for key in unfair_strong for n in enabled[key]}
-            found = _fair_scc(comp - drop, edges, fair)
+            found = _fair_scc(comp - unfair_states, edges, fair)
             if found is not None:
                 return found
             continue
-        if all(strong or (a, args) in taken or len(enabled[(a, args)]) < len(comp) for a, args, strong in fair):
+        if all(key in taken or count < len(comp) for key, count in enabled.items()):
             return comp
     return None
 
