@@ -255,3 +255,14 @@ def test_a_variant_may_extend_a_machine_of_another_file(run_cli, tmp_path: Path)
     exp.write_text('import "lib/nope.rf"\n')
     code, _, err = run_cli("check", str(exp))
     assert code == 2 and err.startswith(f"{exp}:1:8: error[RF002]")
+
+
+def test_an_instance_too_large_to_ground_is_unknown_at_once(run_cli) -> None:
+    """W = 10^6 writers: six million ground actions. No engine starts (it would grow to gigabytes
+    before its first answer); every property says why, and the exit code is not 0."""
+    for engine in ("auto", "explicit"):
+        code, out, _ = run_cli("check", "spec/examples/slots.rf", "--machine", "Slots", "--const", "W=1000000",
+                               "--json", "--engine", engine)
+        rows = jsonl(out)
+        assert code == 1 and {r["verdict"] for r in rows} == {"unknown"}
+        assert all("ground action instances" in r["detail"] and "--const" in r["detail"] for r in rows)

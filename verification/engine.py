@@ -129,7 +129,7 @@ class MachineChecker:
     def results(self, props: list[str] | None = None) -> Iterator[Result]:
         """Each property's result as soon as it is known (all of them, or ``props`` in the machine's order)."""
         wanted = [p for p in self.m.property_names if props is None or p in props]
-        if self.opt.engine == "explicit":
+        if self.opt.engine == "explicit" and not self._too_large():
             safety = [p for p in wanted if p in self.safety_props()]
             yield from self._explicit(safety) if safety else []
             wanted = [p for p in wanted if p not in safety]
@@ -155,11 +155,17 @@ class MachineChecker:
         self._stage = method
         self.opt.progress(message)
 
+    def _too_large(self) -> str | None:
+        """Why no engine should start on this instance: it would take gigabytes before any answer."""
+        if self.ground_actions <= self.opt.max_ground:
+            return None
+        return (f"{self.ground_actions:,} ground action instances (parameter combinations) exceed the limit of "
+                f"{self.opt.max_ground:,}: check a smaller instance (--const)")
+
     def _check(self, prop: str) -> Result:
-        if self.ground_actions > self.opt.max_ground:  # would take gigabytes before any answer
-            return Result(self.m, prop, "unknown", "explicit", None, kind=self._kind(prop),
-                          detail=f"{self.ground_actions:,} ground action instances (parameter combinations) exceed "
-                                 f"the limit of {self.opt.max_ground:,}: check a smaller instance (--const)")
+        too_large = self._too_large()
+        if too_large:
+            return Result(self.m, prop, "unknown", "explicit", None, kind=self._kind(prop), detail=too_large)
         if any(lv.name == prop for lv in self.m.liveness):
             res = self._liveness(self.m.live(prop))
         elif self.opt.engine == "explicit":
@@ -212,7 +218,7 @@ class MachineChecker:
     def diagnostics(self) -> list[Finding]:
         """Never-enabled actions, bound-blocked actions and vacuous premises (diagnostics.py): exact
         from the state graph when a property built it, else from cheap symbolic queries."""
-        if self.ground_actions > self.opt.max_ground:
+        if self._too_large():
             return []
         graph = self._graph if isinstance(self._graph, StateGraph) else None
         taken = {a for edges in graph.edges for a, _, _ in edges} if graph is not None else set()
@@ -334,21 +340,17 @@ class MachineChecker:
     def _shallow_bmc(self, p: Safety) -> Result | None:
         """The shortest counterexample if it is at most ``SHALLOW_DEPTH`` deep and BMC finds it within
         the quick work budget; None otherwise (nothing is concluded from not finding one)."""
-        self._stage_is("bmc", f"{self.m.name}.{p.name}: shallow BMC")
-        trace, _, _ = bmc_mod.bmc(self.enc, p.formula, min(self.opt.depth, SHALLOW_DEPTH), self.opt.quick)
-        if trace is None:
-            return None
-        replay(self.interp, p.name, p.holds, trace)
-        return Result(self.m, p.name, "violated", "bmc", len(trace) - 1, trace=trace, replayed=True,
-                      detail="shortest counterexample; replayed through the interpreter")
+        found = self._bmc(p, depth=min(self.opt.depth, SHALLOW_DEPTH), limits=self.opt.quick)
+        return found if found.verdict == "violated" else None
 
-    def _bmc(self, p: Safety, until_found: bool = False) -> Result:
-        depth = self.opt.depth * (4 if until_found else 1)
+    def _bmc(self, p: Safety, until_found: bool = False, depth: int | None = None,
+             limits: Limits | None = None) -> Result:
+        depth = depth if depth is not None else self.opt.depth * (4 if until_found else 1)
 
         def progress(d: int) -> None:
             self._stage_is("bmc", f"{self.m.name}.{p.name}: BMC depth {d}")
 
-        trace, reached, spent = bmc_mod.bmc(self.enc, p.formula, depth, self.opt.limits, on_depth=progress)
+        trace, reached, spent = bmc_mod.bmc(self.enc, p.formula, depth, limits or self.opt.limits, on_depth=progress)
         if trace is None:
             why = ("the solver's work budget ran out (raise --rlimit)" if spent else
                    f"no counterexample up to depth {reached} (raise --depth)")
