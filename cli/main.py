@@ -132,7 +132,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     progress.clear()
                     print(json.dumps(render.result_json(shown, r) | ({"consts": consts} if consts else {})),
                           flush=True)
-            if not args.no_diagnostics and opt.engine != "bmc":
+            if not (args.no_diagnostics or args.property) and opt.engine != "bmc":  # notes are per machine
                 for f in checker.diagnostics():
                     notes.append(render.diagnostic_line(shown, m, f))
                     if args.json:
