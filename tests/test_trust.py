@@ -266,3 +266,37 @@ def test_an_instance_too_large_to_ground_is_unknown_at_once(run_cli) -> None:
         rows = jsonl(out)
         assert code == 1 and {r["verdict"] for r in rows} == {"unknown"}
         assert all("ground action instances" in r["detail"] and "--const" in r["detail"] for r in rows)
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_demo_leaves_no_folder_and_no_process(tmp_path: Path) -> None:
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "racefree.cli.main", "demo", "ckpt", "--steps", "40", "--lag", "0.5"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 60
+        while not _workers(tmp_path) and time.monotonic() < deadline:  # the run is under way
+            time.sleep(0.2)
+        assert _workers(tmp_path), "no worker started"
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("racefree-")] == []  # its folder went too
+    assert _workers(tmp_path) == []  # and no worker outlived the launcher
+
+
+def _workers(root: Path) -> list[int]:
+    """Pids of ckpt workers whose command line names a folder under ``root``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "racefree.runtime.ckpt.worker" in cmd and str(root) in cmd:
+            found.append(int(entry.name))
+    return found
