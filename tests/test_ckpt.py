@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # real processes on real files
 
 from racefree.codegen.instance import machine_class  # noqa: E402
 from racefree.runtime.ckpt import errors as E  # noqa: E402

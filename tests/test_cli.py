@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT, jsonl
 
 KEYS = {"file", "machine", "property", "kind", "verdict", "method", "bound", "seconds", "expected",
@@ -107,6 +109,7 @@ def test_explain_prints_mermaid(run_cli) -> None:
     assert lines[-1].strip() == "Note over state: mutual_exclusion violated"
 
 
+@pytest.mark.slow
 def test_bundled_specs_match_their_expectations(run_cli) -> None:
     code, out, _ = run_cli("check", "--json")
     rows = jsonl(out)
