@@ -106,7 +106,7 @@ def _properties(targets: list[tuple[str, ir.Machine]], wanted: list[str] | None)
 
 def cmd_check(args: argparse.Namespace) -> int:
     from racefree.verification.engine import MachineChecker
-    from racefree.verification.limits import catch_ctrl_c, was_interrupted
+    from racefree.verification.interrupts import catch_ctrl_c, was_interrupted
 
     paths = [Path(p) for p in args.paths] or bundled_specs()
     files = _load(paths)  # every file parses and type-checks before any verdict is printed

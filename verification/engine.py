@@ -46,7 +46,8 @@ from .diagnostics import Finding, Question, questions
 from .encode import Encoding
 from .explicit import StateGraph, explore, fair_instances, fair_violation, state_graph
 from .houdini import houdini
-from .limits import Limits, WallClockTimeout, stop_if_interrupted
+from .interrupts import stop_if_interrupted
+from .limits import Limits, WallClockTimeout
 from .prove import k_induction, spacer_prove
 from .replay import ReplayMismatch, replay, replay_steps
 from .result import STUTTER, Result, Step, Stutter
