@@ -85,7 +85,7 @@ def test_every_variant_is_pinned() -> None:
 @pytest.mark.parametrize("name", sorted(STATE_COUNTS))
 def test_state_count(name: str) -> None:
     graph = checker(name).graph()
-    assert graph is not None and len(graph.states) == STATE_COUNTS[name]
+    assert graph is not None and graph.size == STATE_COUNTS[name]
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS), ids=lambda c: f"{c[0]}.{c[1]}")

@@ -55,6 +55,7 @@ class Question:
     subject: str
     here: Callable[[State], bool]
     formula: Callable[[Encoding], z3.BoolRef]  # the same predicate over the base frame
+    premise: tuple[ir.Expr, list[dict[str, Any]]] | None = None  # vacuous: the premise and its bindings
 
     @property
     def finding_if_reachable(self) -> bool:
@@ -83,7 +84,7 @@ def questions(interp: Interpreter) -> list[Question]:
         pred = interp.param_pred(premise, [b.name for b in binders])
         envs = _bindings(binders)
         out.append(Question("vacuous", name, partial(_some_instance, pred, [tuple(e.values()) for e in envs]),
-                            partial(_any_premise, premise, envs)))
+                            partial(_any_premise, premise, envs), (premise, envs)))
     return out
 
 

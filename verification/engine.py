@@ -11,8 +11,9 @@ Liveness: liveness-to-safety proofs on slices first; otherwise the shortest fair
 lasso on the whole machine, replayed; otherwise a whole-machine proof; otherwise
 ``unknown`` with the lasso length searched.
 
-The state graph: when the reachable states fit in ``graph_states`` (and
-``graph_seconds``) the graph is built once per machine and shared. It settles a
+The state graph: when the reachable states fit in ``graph_states`` the graph is built
+once per machine (by the fast engine, bfs.py, when the machine compiles to it) and
+shared. It settles a
 property exactly (shortest safety traces in BFS order, fair cycles by SCC
 analysis), which on protocol models with many interleavings is far cheaper than
 deep BMC or lasso unrolling, and needs no Z3 encoding. It is searched first for a
@@ -39,6 +40,7 @@ from racefree.spec.values import State
 
 from . import bmc as bmc_mod
 from . import liveness as live
+from .bfs import PackedGraph, PackedMachine, search
 from .bmc import full_trace
 from .certificate import CertificateRejected, recheck, to_spec
 from .dfs import depth_first
@@ -51,6 +53,7 @@ from .limits import Limits, WallClockTimeout
 from .prove import k_induction, spacer_prove
 from .replay import ReplayMismatch, replay, replay_steps
 from .result import STUTTER, Result, Step, Stutter
+from .vector import Unsupported
 
 EngineName = Literal["auto", "prove", "bmc", "explicit"]
 SYMBOLIC_FIRST_MAX_NODES = 5_000  # above this many IR nodes in its actions, a machine is searched explicitly first
@@ -111,7 +114,8 @@ class MachineChecker:
         self.opt = options
         self.interp = Interpreter(m)
         self._enc: Encoding | None = None
-        self._graph: StateGraph | None | bool = False  # False: not tried yet; None: too large
+        self._graph: StateGraph | PackedGraph | None | bool = False  # False: not tried yet; None: too large
+        self._packed: PackedMachine | None | bool = False  # False: not built yet; None: not supported
         self._lemmas: list[str] | None = None
         self._stage = "proof"  # the engine running now
 
@@ -194,21 +198,38 @@ class MachineChecker:
         say) are slow to encode for Z3 and cheap to enumerate: search their state graph first."""
         return _size(self.m.actions) > SYMBOLIC_FIRST_MAX_NODES
 
-    def graph(self) -> StateGraph | None:
+    @property
+    def packed(self) -> PackedMachine | None:
+        """The machine compiled for the fast explicit engine (bfs.py), or None when it uses a
+        construct that engine does not translate (then the interpreter enumerates states)."""
+        if self._packed is False:
+            try:
+                self._packed = PackedMachine(self.m, self.interp)
+            except Unsupported:
+                self._packed = None
+        return self._packed  # type: ignore[return-value]
+
+    def graph(self) -> StateGraph | PackedGraph | None:
         """The machine's whole state graph, built once, or None when it has more than ``graph_states`` states."""
         if self._graph is False:
             self._stage_is("explicit", f"{self.m.name}: enumerating the state graph")
             limit = self.opt.max_states if self.opt.engine == "explicit" else self.opt.graph_states
-            self._graph = state_graph(self.interp, limit, self.opt.stutter, on_progress=lambda n: self._stage_is(
-                "explicit", f"{self.m.name}: enumerating the state graph, {n:,} states"))
+            pm = self.packed
+            if pm is not None:
+                found = search(pm, limit, edges=True, on_progress=lambda _, n: self._stage_is(
+                    "explicit", f"{self.m.name}: enumerating the state graph, {n:,} states"))
+                self._graph = PackedGraph(found, self.opt.stutter) if found.complete else None
+            else:
+                self._graph = state_graph(self.interp, limit, self.opt.stutter, on_progress=lambda n: self._stage_is(
+                    "explicit", f"{self.m.name}: enumerating the state graph, {n:,} states"))
         return self._graph  # type: ignore[return-value]
 
     def _graph_search(self, p: Safety) -> Result | None:
         graph = self.graph()
         if graph is None:
             return None
-        trace = graph.first_violation(p.holds)
-        n = len(graph.states)
+        trace = graph.first_violation(p.holds, p.name)
+        n = graph.size
         if trace is None:
             return Result(self.m, p.name, "holds", "explicit", None, states=n,
                           detail="every reachable state of this instance enumerated")
@@ -221,8 +242,8 @@ class MachineChecker:
         from the state graph when a property built it, else from cheap symbolic queries."""
         if self._too_large():
             return []
-        graph = self._graph if isinstance(self._graph, StateGraph) else None
-        taken = {a for edges in graph.edges for a, _, _ in edges} if graph is not None else set()
+        graph = self._graph if isinstance(self._graph, StateGraph | PackedGraph) else None
+        taken = graph.taken_actions() if graph is not None else set()
         out = []
         for q in questions(self.interp):
             if graph is not None and q.kind == "never_enabled":  # enabled somewhere = an edge takes it
@@ -239,8 +260,16 @@ class MachineChecker:
         return out
 
     @staticmethod
-    def _reach_in_graph(graph: StateGraph, q: Question) -> tuple[bool, list[Step] | None]:
-        first = next((i for i, st in enumerate(graph.states) if q.here(st)), None)
+    def _reach_in_graph(graph: StateGraph | PackedGraph, q: Question) -> tuple[bool, list[Step] | None]:
+        if isinstance(graph, PackedGraph):  # the same question, vectorised over the packed states
+            pm = graph.found.pm
+            if q.premise is not None:
+                premise, envs = q.premise
+                first = graph.first_where([pm.compiler.predicate(premise, env) for env in envs])
+            else:
+                first = graph.first_where(pm.blocked[q.subject])
+        else:
+            first = next((i for i, st in enumerate(graph.states) if q.here(st)), None)
         return (False, None) if first is None else (True, graph.path(first))
 
     def _reach_symbolic(self, q: Question) -> tuple[bool, list[Step] | None] | None:
@@ -376,27 +405,36 @@ class MachineChecker:
         return None
 
     def _explicit(self, props: list[str]) -> list[Result]:
+        """Breadth-first search until every property has failed or every state is seen (the fast
+        engine, or the interpreter for a machine it does not translate)."""
         start = time.perf_counter()
 
         def progress(depth: int, states: int) -> None:
             self._stage_is("explicit", f"{self.m.name}: explicit depth {depth}, {states:,} states")
 
         preds = {p: self._safety(p).holds for p in props}
-        ex = explore(self.interp, preds, max_states=self.opt.max_states, on_progress=progress)
+        pm = self.packed
+        if pm is not None:
+            found = search(pm, self.opt.max_states, props=props, on_progress=progress)
+            states, complete, depth = found.size, found.complete, int(found.depth[-1])
+            violations = {p: found.path(i) for p, i in found.first_bad.items() if p in preds}
+        else:
+            ex = explore(self.interp, preds, max_states=self.opt.max_states, on_progress=progress)
+            states, complete, depth, violations = ex.states, ex.complete, ex.depth, ex.violations
         seconds = time.perf_counter() - start
         out = []
         for prop in props:
-            trace = ex.violations.get(prop)
+            trace = violations.get(prop)
             if trace is not None:
                 replay(self.interp, prop, preds[prop], trace)
                 out.append(Result(self.m, prop, "violated", "explicit", len(trace) - 1, seconds, trace,
-                                  replayed=True, states=ex.states, detail="shortest (breadth-first)"))
-            elif ex.complete:
-                out.append(Result(self.m, prop, "holds", "explicit", None, seconds, states=ex.states,
+                                  replayed=True, states=states, detail="shortest (breadth-first)"))
+            elif complete:
+                out.append(Result(self.m, prop, "holds", "explicit", None, seconds, states=states,
                                   detail="every reachable state of this instance enumerated"))
             else:
-                out.append(Result(self.m, prop, "unknown", "explicit", ex.depth, seconds, states=ex.states,
-                                  detail=f"stopped at {ex.states:,} states (raise --max-states)"))
+                out.append(Result(self.m, prop, "unknown", "explicit", depth, seconds, states=states,
+                                  detail=f"stopped at {states:,} states (raise --max-states)"))
         return out
 
     # ----------------------------------------------------------- liveness
@@ -452,7 +490,7 @@ class MachineChecker:
         if graph is None:
             return Result(self.m, lv.name, "unknown", "explicit", None, kind="liveness",
                           detail="too many states for the explicit engine")
-        n = len(graph.states)
+        n = graph.size
         self.opt.progress(f"{self.m.name}.{lv.name}: fair cycles in {n:,} states")
         found = fair_violation(self.interp, lv, graph)
         if found is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
+from typing import Any
 
 from racefree.spec import ir
 from racefree.spec.interp import Interpreter
@@ -98,7 +99,23 @@ class StateGraph:
         steps.append(Step(None, (), self.states[0]))
         return steps[::-1]
 
-    def first_violation(self, holds: Callable[[State], bool]) -> list[Step] | None:
+    @property
+    def size(self) -> int:
+        return len(self.states)
+
+    def taken_actions(self) -> set[str]:
+        """The actions some edge takes (enabled in some reachable state)."""
+        return {a for out in self.edges for a, _, _ in out if a != STUTTER}
+
+    def state(self, i: int) -> State:
+        return self.states[i]
+
+    def live_masks(self, interp: Interpreter, lv: ir.Liveness, binding: dict) -> tuple[list[bool], list[bool]]:
+        """Per state: (the trigger of this instance of ``lv`` holds, its goal does not)."""
+        trigger, goal = interp.live_preds(lv, binding)
+        return [trigger(s) for s in self.states], [not goal(s) for s in self.states]
+
+    def first_violation(self, holds: Callable[[State], bool], name: str | None = None) -> list[Step] | None:
         """A shortest trace to a state where ``holds`` is false (states are in BFS order)."""
         for i, st in enumerate(self.states):
             if not holds(st):
@@ -138,21 +155,20 @@ def state_graph(interp: Interpreter, max_states: int, stutter: Stutter = "always
     return StateGraph(states, edges, parent)
 
 
-def fair_violation(interp: Interpreter, lv: ir.Liveness, graph: StateGraph
-                   ) -> tuple[list[Step], int, dict] | None:
-    """A fair lasso violating some instance of ``lv`` (trace, loop start, binding), found by SCC analysis."""
-    states, edges = graph.states, graph.edges
+def fair_violation(interp: Interpreter, lv: ir.Liveness, graph: Any) -> tuple[list[Step], int, dict] | None:
+    """A fair lasso violating some instance of ``lv`` (trace, loop start, binding), found by SCC
+    analysis on a ``StateGraph`` or the fast engine's ``bfs.PackedGraph``."""
+    edges = graph.edges
     fair = fair_instances(interp)
     for values in product(*[ir.domain(b.ty) for b in lv.binders]):  # type: ignore[arg-type]
         binding = {b.name: v for b, v in zip(lv.binders, values, strict=True)}
-        trigger, goal = interp.live_preds(lv, binding)
-        avoid = [not goal(s) for s in states]
-        starts = [0] if lv.kind == "eventually" else range(len(states))
-        roots = [i for i in starts if avoid[i] and trigger(states[i])]
+        triggered, avoid = graph.live_masks(interp, lv, binding)
+        starts = [0] if lv.kind == "eventually" else range(graph.size)
+        roots = [i for i in starts if avoid[i] and triggered[i]]
         region = _reach(roots, edges, avoid)
         scc = _fair_scc(set(region), edges, fair)
         if scc is not None:
-            trace, loop_start = _lasso(interp, states, edges, roots, avoid, scc, fair)
+            trace, loop_start = _lasso(graph.state, edges, roots, avoid, scc, fair)
             return trace, loop_start, binding
     return None
 
@@ -276,7 +292,7 @@ def _shortest_path(edges: list[list[Edge]], src: int, targets: set[int], allowed
     raise AssertionError("target unreachable")
 
 
-def _lasso(interp: Interpreter, states: list[State], edges: list[list[Edge]], roots: list[int] | range,
+def _lasso(state: Callable[[int], State], edges: list[list[Edge]], roots: list[int] | range,
            avoid: list[bool], scc: set[int], fair: list[tuple[str, tuple, bool]]) -> tuple[list[Step], int]:
     region = {i for i, ok in enumerate(avoid) if ok}
     root = next(r for r in roots if _reach([r], edges, avoid) and scc & set(_reach([r], edges, avoid)))
@@ -303,5 +319,5 @@ def _lasso(interp: Interpreter, states: list[State], edges: list[list[Edge]], ro
         loop.append(first)
         cur = first[2]
     loop += _shortest_path(edges, cur, {entry}, scc)
-    trace = [Step(None, (), states[0])] + [Step(a, args, states[j]) for a, args, j in prefix + loop]
+    trace = [Step(None, (), state(0))] + [Step(a, args, state(j)) for a, args, j in prefix + loop]
     return trace, len(prefix)
