@@ -42,3 +42,13 @@ def test_ckpt_benchmark_paths_run() -> None:
 
     row = ckpt.bookkeeping_row(0.25, 3)
     assert row["step_ms"] > 0 and row["bare_ms"] > 0 and row["bookkeeping_ms"] > 0 and row["digest_ms"] > 0
+
+
+def test_explicit_benchmark_paths_run() -> None:
+    import explicit  # bench/explicit.py
+
+    seconds, states, searching = explicit.racefree(explicit.SLOTS, "Slots", {"W": 2, "S": 2})
+    assert states == 25 and seconds >= searching > 0
+    assert "d_step" in explicit.promela(2, 2)
+    ref = explicit.spin(2, 2)  # None where SPIN is not installed: it is never a dependency
+    assert ref is None or ref[1] == 26  # SPIN's initial state precedes the init block

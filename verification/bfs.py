@@ -16,7 +16,6 @@ and regression spec, and every trace is still replayed through the interpreter.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -367,7 +366,6 @@ class PackedGraph:
     code reads: ``states`` and ``edges`` are built from the arrays when first asked for)."""
 
     def __init__(self, found: Search, stutter: Stutter) -> None:
-        assert found.edges is not None
         self.found = found
         self.stutter = stutter
 
@@ -433,14 +431,3 @@ class PackedGraph:
         """The actions some edge takes (enabled in some reachable state)."""
         acts = np.unique(self.found.edges[1])  # type: ignore[index]
         return {self.found.pm.ground[int(a)][0] for a in acts}
-
-
-def collision_note(found: Search) -> str:
-    if found.pm.exact:
-        return "exact (states packed in 64 bits)"
-    p = found.collision_probability
-    return f"64-bit fingerprints, collision probability <= {p:.1e}" if p > 0 else "64-bit fingerprints"
-
-
-def states_per_second(found: Search) -> float:
-    return found.size / found.seconds if found.seconds > 0 else math.inf

@@ -232,7 +232,7 @@ class MachineChecker:
         n = graph.size
         if trace is None:
             return Result(self.m, p.name, "holds", "explicit", None, states=n,
-                          detail="every reachable state of this instance enumerated")
+                          detail="every reachable state of this instance enumerated" + _fingerprints(graph))
         replay(self.interp, p.name, p.holds, trace)
         return Result(self.m, p.name, "violated", "explicit", len(trace) - 1, trace=trace, replayed=True,
                       states=n, detail="shortest counterexample (breadth-first); replayed through the interpreter")
@@ -414,9 +414,11 @@ class MachineChecker:
 
         preds = {p: self._safety(p).holds for p in props}
         pm = self.packed
+        note = ""
         if pm is not None:
             found = search(pm, self.opt.max_states, props=props, on_progress=progress)
             states, complete, depth = found.size, found.complete, int(found.depth[-1])
+            note = _fingerprints(PackedGraph(found, self.opt.stutter))
             violations = {p: found.path(i) for p, i in found.first_bad.items() if p in preds}
         else:
             ex = explore(self.interp, preds, max_states=self.opt.max_states, on_progress=progress)
@@ -431,7 +433,7 @@ class MachineChecker:
                                   replayed=True, states=states, detail="shortest (breadth-first)"))
             elif complete:
                 out.append(Result(self.m, prop, "holds", "explicit", None, seconds, states=states,
-                                  detail="every reachable state of this instance enumerated"))
+                                  detail="every reachable state of this instance enumerated" + note))
             else:
                 out.append(Result(self.m, prop, "unknown", "explicit", depth, seconds, states=states,
                                   detail=f"stopped at {states:,} states (raise --max-states)"))
@@ -500,6 +502,14 @@ class MachineChecker:
         replay_lasso(self.interp, lv, binding, trace, loop_start, self.opt.stutter)
         return Result(self.m, lv.name, "violated", "lasso", len(trace) - 1, trace=trace, loop_start=loop_start,
                       kind="liveness", replayed=True, states=n, detail="fair cycle found by SCC analysis; replayed")
+
+
+def _fingerprints(graph: StateGraph | PackedGraph) -> str:
+    """What a "holds" from the fast engine rests on when its states were hashed: the chance that
+    two states shared a 64-bit fingerprint (so one was never explored)."""
+    if not isinstance(graph, PackedGraph) or graph.found.pm.exact:
+        return ""
+    return f" (64-bit fingerprints: collision probability <= {graph.found.collision_probability:.0e})"
 
 
 def _size(node: object) -> int:
