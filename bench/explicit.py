@@ -62,7 +62,7 @@ def spin(w: int, s: int) -> tuple[float, int] | None:
         subprocess.run(["gcc", "-O2", "-DSAFETY", "-DMEMLIM=16000", "-o", "pan", "pan.c"], cwd=tmp, check=True,
                        capture_output=True)
         hash_bits = max(16, (2 * (w + w + 1) ** s).bit_length())  # a table twice the state count, as a user would size it
-        run = subprocess.run(["./pan", "-m100000", f"-w{hash_bits}"], cwd=tmp, check=True, capture_output=True, text=True)
+        run = subprocess.run(["./pan", "-m10000000", f"-w{hash_bits}"], cwd=tmp, check=True, capture_output=True, text=True)
         seconds = time.perf_counter() - start
     if "errors: 0" not in run.stdout:
         raise AssertionError(run.stdout)

@@ -28,6 +28,7 @@ from racefree.spec import ir
 from racefree.spec.interp import Interpreter
 from racefree.spec.values import State
 
+from .fair import Csr
 from .result import STUTTER, Step, Stutter
 from .vector import Compiler, Layout, Term
 
@@ -402,13 +403,28 @@ class PackedGraph:
     def state(self, i: int) -> State:
         return self.found.state(i)
 
-    def live_masks(self, interp: Interpreter, lv: ir.Liveness, binding: dict[str, Any]) -> tuple[list[bool], list[bool]]:
+    @cached_property
+    def csr(self) -> Csr:
+        """The edges with a stutter self-loop where a run may stay put (after each state's other edges)."""
+        src, act, dst = self.found.edges  # type: ignore[misc]
+        n = self.size
+        if self.stutter == "always":
+            still = np.arange(n)
+        else:
+            still = np.flatnonzero(np.bincount(src, minlength=n) == 0)
+        src = np.concatenate((src, still))
+        order = np.argsort(src, kind="stable")
+        label = np.concatenate((act, np.full(len(still), -1)))[order]
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(src, minlength=n))))
+        return Csr(indptr, np.concatenate((dst, still))[order], label, self.found.pm.ground)
+
+    def live_masks(self, interp: Interpreter, lv: ir.Liveness, binding: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """Per state: (the trigger of this instance of ``lv`` holds, its goal does not), on the packed states."""
         pm = self.found.pm
         trigger = True if lv.trigger is None else pm.compiler.predicate(lv.trigger, binding)
         goal = pm.compiler.predicate(lv.goal, binding)
         t, g = pm.where([trigger, goal], self.found.states)
-        return t.tolist(), (~g).tolist()
+        return t, ~g
 
     def first_where(self, terms: list[Term]) -> int | None:
         """The first state (in BFS order) where one of the terms holds."""

@@ -46,7 +46,8 @@ from .certificate import CertificateRejected, recheck, to_spec
 from .dfs import depth_first
 from .diagnostics import Finding, Question, questions
 from .encode import Encoding
-from .explicit import StateGraph, explore, fair_instances, fair_violation, state_graph
+from .explicit import StateGraph, explore, state_graph
+from .fair import fair_instances, fair_violation
 from .houdini import houdini
 from .interrupts import stop_if_interrupted
 from .limits import Limits, WallClockTimeout
@@ -180,8 +181,10 @@ class MachineChecker:
         else:
             p = self._safety(prop)
             res = None
-            if self.m.expected(prop) == "violated" and self._graph is False and not self.graph_first:
-                res = self._shallow_bmc(p)  # a shallow bug costs less than a state graph that may be too large
+            if self.m.expected(prop) == "violated" and self._graph is False and not self.graph_first \
+                    and self.packed is None:
+                # Through the interpreter, a shallow bug costs less than a state graph that may be too large.
+                res = self._shallow_bmc(p)
             if res is None and (self.graph_first or self.m.expected(prop) == "violated" or self._graph):
                 res = self._graph_search(p)  # exact on small instances: shortest trace, or every state seen
             res = res or self._lemma_proof(p) or self._prove(p)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import product
-from typing import Any
+from functools import cached_property
 
+import numpy as np
 from racefree.spec import ir
 from racefree.spec.interp import Interpreter
 from racefree.spec.values import State
 
+from .fair import Csr
 from .result import STUTTER, Step, Stutter
 
 
@@ -110,10 +111,15 @@ class StateGraph:
     def state(self, i: int) -> State:
         return self.states[i]
 
-    def live_masks(self, interp: Interpreter, lv: ir.Liveness, binding: dict) -> tuple[list[bool], list[bool]]:
+    @cached_property
+    def csr(self) -> Csr:
+        return Csr.from_lists(self.edges)
+
+    def live_masks(self, interp: Interpreter, lv: ir.Liveness, binding: dict) -> tuple[np.ndarray, np.ndarray]:
         """Per state: (the trigger of this instance of ``lv`` holds, its goal does not)."""
         trigger, goal = interp.live_preds(lv, binding)
-        return [trigger(s) for s in self.states], [not goal(s) for s in self.states]
+        return (np.array([trigger(s) for s in self.states], dtype=bool),
+                np.array([not goal(s) for s in self.states], dtype=bool))
 
     def first_violation(self, holds: Callable[[State], bool], name: str | None = None) -> list[Step] | None:
         """A shortest trace to a state where ``holds`` is false (states are in BFS order)."""
@@ -153,171 +159,3 @@ def state_graph(interp: Interpreter, max_states: int, stutter: Stutter = "always
         if on_progress is not None and i % 4096 == 0:
             on_progress(len(states))
     return StateGraph(states, edges, parent)
-
-
-def fair_violation(interp: Interpreter, lv: ir.Liveness, graph: Any) -> tuple[list[Step], int, dict] | None:
-    """A fair lasso violating some instance of ``lv`` (trace, loop start, binding), found by SCC
-    analysis on a ``StateGraph`` or the fast engine's ``bfs.PackedGraph``."""
-    edges = graph.edges
-    fair = fair_instances(interp)
-    for values in product(*[ir.domain(b.ty) for b in lv.binders]):  # type: ignore[arg-type]
-        binding = {b.name: v for b, v in zip(lv.binders, values, strict=True)}
-        triggered, avoid = graph.live_masks(interp, lv, binding)
-        starts = [0] if lv.kind == "eventually" else range(graph.size)
-        roots = [i for i in starts if avoid[i] and triggered[i]]
-        region = _reach(roots, edges, avoid)
-        scc = _fair_scc(set(region), edges, fair)
-        if scc is not None:
-            trace, loop_start = _lasso(graph.state, edges, roots, avoid, scc, fair)
-            return trace, loop_start, binding
-    return None
-
-
-def fair_instances(interp: Interpreter) -> list[tuple[str, tuple, bool]]:
-    """Every ground instance of every fair action: (action, args, strong)."""
-    out = []
-    for f in interp.machine.fairness:
-        ca = interp.actions[f.action]
-        out += [(f.action, args, f.strong) for args in product(*ca.param_domains)]
-    return out
-
-
-def _reach(roots: list[int] | range, edges: list[list[Edge]], allowed: list[bool]) -> list[int]:
-    seen = set(roots)
-    stack = list(roots)
-    while stack:
-        i = stack.pop()
-        for _, _, j in edges[i]:
-            if allowed[j] and j not in seen:
-                seen.add(j)
-                stack.append(j)
-    return sorted(seen)
-
-
-def _sccs(nodes: set[int], edges: list[list[Edge]]) -> list[set[int]]:
-    """Tarjan's algorithm, iterative, on the subgraph induced by ``nodes``."""
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    on_stack: set[int] = set()
-    stack: list[int] = []
-    out: list[set[int]] = []
-    counter = 0
-    for root in sorted(nodes):
-        if root in index:
-            continue
-        work = [(root, 0)]
-        while work:
-            v, pos = work.pop()
-            if pos == 0:
-                index[v] = low[v] = counter
-                counter += 1
-                stack.append(v)
-                on_stack.add(v)
-            succ = [j for _, _, j in edges[v] if j in nodes]
-            if pos < len(succ):
-                work.append((v, pos + 1))
-                w = succ[pos]
-                if w not in index:
-                    work.append((w, 0))
-                elif w in on_stack:
-                    low[v] = min(low[v], index[w])
-                continue
-            if low[v] == index[v]:
-                comp = set()
-                while True:
-                    w = stack.pop()
-                    on_stack.discard(w)
-                    comp.add(w)
-                    if w == v:
-                        break
-                out.append(comp)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[v])
-    return out
-
-
-def _fair_scc(nodes: set[int], edges: list[list[Edge]], fair: list[tuple[str, tuple, bool]]) -> set[int] | None:
-    strong = {(a, args) for a, args, is_strong in fair if is_strong}
-    fair_keys = {(a, args) for a, args, _ in fair}
-    for comp in _sccs(nodes, edges):
-        taken = {(a, args) for n in comp for a, args, j in edges[n] if j in comp}
-        if not taken:
-            continue  # a single state without a self-loop is no cycle
-        # An instance is enabled in a state exactly when the state has an edge labelled with it
-        # (one per instance: a ground action is deterministic). Only fair instances matter, and
-        # with stuttering most components are single states: keep this linear in their edges.
-        enabled: dict[tuple[str, tuple], int] = {}
-        unfair_states: set[int] = set()  # where a strong instance not taken on the component is enabled
-        for n in comp:
-            for b, bargs, _ in edges[n]:
-                key = (b, bargs)
-                if key in fair_keys:
-                    enabled[key] = enabled.get(key, 0) + 1
-                    if key in strong and key not in taken:
-                        unfair_states.add(n)
-        if unfair_states:
-            # Emerson-Lei: a fair cycle here must avoid every state where such an action is enabled.
-            found = _fair_scc(comp - unfair_states, edges, fair)
-            if found is not None:
-                return found
-            continue
-        if all(key in taken or count < len(comp) for key, count in enabled.items()):
-            return comp
-    return None
-
-
-def _shortest_path(edges: list[list[Edge]], src: int, targets: set[int], allowed: set[int] | None) -> list[tuple[str, tuple, int]]:
-    """Shortest edge path from ``src`` to a target (staying inside ``allowed``); [] when src is a target."""
-    if src in targets:
-        return []
-    parent: dict[int, tuple[int, str, tuple]] = {src: (-1, "", ())}
-    frontier = [src]
-    while frontier:
-        nxt = []
-        for i in frontier:
-            for a, args, j in edges[i]:
-                if j in parent or (allowed is not None and j not in allowed):
-                    continue
-                parent[j] = (i, a, args)
-                if j in targets:
-                    out = []
-                    while j != src:
-                        p, a2, args2 = parent[j]
-                        out.append((a2, args2, j))
-                        j = p
-                    return out[::-1]
-                nxt.append(j)
-        frontier = nxt
-    raise AssertionError("target unreachable")
-
-
-def _lasso(state: Callable[[int], State], edges: list[list[Edge]], roots: list[int] | range,
-           avoid: list[bool], scc: set[int], fair: list[tuple[str, tuple, bool]]) -> tuple[list[Step], int]:
-    region = {i for i, ok in enumerate(avoid) if ok}
-    root = next(r for r in roots if _reach([r], edges, avoid) and scc & set(_reach([r], edges, avoid)))
-    prefix = _shortest_path(edges, 0, {root}, None) + _shortest_path(edges, root, scc, region)
-    entry = prefix[-1][2] if prefix else 0
-    # The loop visits, for every fair action, a state where it is disabled or an edge taking it.
-    loop: list[tuple[str, tuple, int]] = []
-    cur = entry
-    for a, args, strong in fair:
-        takes = [(n, j) for n in scc for (b, bargs, j) in edges[n] if (b, bargs) == (a, args) and j in scc]
-        disabled = [n for n in scc if all((b, bargs) != (a, args) for b, bargs, _ in edges[n])]
-        if not strong and disabled:
-            hop = _shortest_path(edges, cur, set(disabled), scc)
-        elif takes:
-            hop = _shortest_path(edges, cur, {takes[0][0]}, scc)
-            n = hop[-1][2] if hop else cur
-            hop.append((a, args, next(j for m, j in takes if m == n)))
-        else:
-            continue
-        loop += hop
-        cur = hop[-1][2] if hop else cur
-    if not loop:  # no obligations: any cycle through the entry
-        first = next(e for e in edges[entry] if e[2] in scc)
-        loop.append(first)
-        cur = first[2]
-    loop += _shortest_path(edges, cur, {entry}, scc)
-    trace = [Step(None, (), state(0))] + [Step(a, args, state(j)) for a, args, j in prefix + loop]
-    return trace, len(prefix)
