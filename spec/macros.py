@@ -13,6 +13,7 @@ prints it expanded.
 from __future__ import annotations
 
 from dataclasses import fields, is_dataclass, replace
+from functools import cache
 from typing import Any
 
 from . import errors, ir
@@ -29,7 +30,12 @@ def expand(node: Any, defs: dict[str, ir.Def], shadowed: frozenset[str] = frozen
     return _expand(node, defs, shadowed, ())
 
 
-def _expand(node: Any, defs: dict[str, ir.Def], shadowed: frozenset[str], active: tuple[str, ...]) -> Any:
+def _expand(node: Any, defs: dict[str, ir.Def], shadowed: frozenset[str], active: tuple[str, ...],
+            done: dict[str, ir.Expr] | None = None) -> Any:
+    # A def's expanded body is the same at every use (only the arguments differ): expand it once.
+    # Only successful expansions are kept, so a cycle is still found at its first use.
+    done = {} if done is None else done
+
     def visit(e: Any, bound: frozenset[str]) -> Any:
         if isinstance(e, ir.MacroCall):
             d = defs.get(e.name)
@@ -37,7 +43,7 @@ def _expand(node: Any, defs: dict[str, ir.Def], shadowed: frozenset[str], active
                 raise errors.unknown_name(e.loc, e.name, "definition", sorted(defs))
             if len(d.params) != len(e.args):
                 raise errors.arity(e.loc, e.name, len(d.params), len(e.args))
-            args = tuple(_expand(a, defs, bound, active) for a in e.args)
+            args = tuple(_expand(a, defs, bound, active, done) for a in e.args)
             return _use(d, args, e.loc)
         if isinstance(e, ir.Name) and e.id in defs and e.id not in bound:
             d = defs[e.id]
@@ -49,8 +55,10 @@ def _expand(node: Any, defs: dict[str, ir.Def], shadowed: frozenset[str], active
     def _use(d: ir.Def, args: tuple[ir.Expr, ...], loc: errors.Loc) -> ir.Expr:
         if d.name in active:
             raise errors.cyclic_definition(loc, d.name)
-        body = _expand(d.body, defs, frozenset(d.params), active + (d.name,))
-        return substitute(body, dict(zip(d.params, args, strict=True)))
+        body = done.get(d.name)
+        if body is None:
+            body = done[d.name] = _expand(d.body, defs, frozenset(d.params), active + (d.name,), done)
+        return substitute(body, dict(zip(d.params, args, strict=True))) if d.params else body
 
     return _walk(node, visit, shadowed)
 
@@ -59,7 +67,8 @@ def _walk(node: Any, visit: Any, bound: frozenset[str]) -> Any:
     """Rebuild ``node`` bottom-up; ``visit(expr, bound)`` may return a replacement."""
     if isinstance(node, tuple):
         return tuple(_walk(x, visit, bound) for x in node)
-    if not is_dataclass(node) or isinstance(node, type):
+    names = _node_fields(type(node))
+    if names is None:
         return node
     hit = visit(node, bound)
     if hit is not None:
@@ -75,11 +84,17 @@ def _walk(node: Any, visit: Any, bound: frozenset[str]) -> Any:
         case ir.Liveness(binders=bs):
             inner = bound | {b.name for b in bs}
     changes = {}
-    for f in fields(node):
-        if f.name in ("loc", "ty"):
-            continue
-        old = getattr(node, f.name)
+    for name in names:
+        old = getattr(node, name)
         new = _walk(old, visit, inner)
         if new is not old:
-            changes[f.name] = new
+            changes[name] = new
     return replace(node, **changes) if changes else node
+
+
+@cache
+def _node_fields(cls: type) -> tuple[str, ...] | None:
+    """The fields of an IR node class that may hold nodes (None: not a node)."""
+    if not is_dataclass(cls):
+        return None
+    return tuple(f.name for f in fields(cls) if f.name not in ("loc", "ty"))
