@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import z3
 
-from .encode import Encoding, GroundAction, literal
+from .encode import Encoding, GroundAction, Renaming, literal
 
 
 @dataclass
@@ -69,10 +69,10 @@ def canonical_frame(enc: Encoding, cells: list[int], tag: str = "") -> list[z3.E
 def _canonical_key(enc: Encoding, prop: z3.BoolRef, cells: list[int], actions: list[GroundAction],
                    action_tag: Callable[[GroundAction], str] | None) -> str:
     canon = canonical_frame(enc, cells)
-    pairs = [(enc.base[c], canon[j]) for j, c in enumerate(cells)]
+    renaming = Renaming([enc.base[c] for c in cells], canon)
 
     def ren(e: z3.ExprRef) -> str:
-        return z3.substitute(e, *pairs).sexpr() if pairs else e.sexpr()
+        return renaming(e).sexpr()
 
     sig = [";".join(f"{enc.cells[c].values}" for c in cells), ren(prop),
            ",".join(str(enc.init_values[c]) for c in cells)]
@@ -101,10 +101,13 @@ class SliceSystem:
     init: z3.BoolRef  # ``cur`` equals the initial state
     moves: list[tuple[int, z3.BoolRef, list[z3.ExprRef]]]
     base: list[z3.ExprRef]  # the encoding's constants for ``cells``
+    _renaming: tuple[list[z3.ExprRef], Renaming] | None = None  # the last frame's, reused
 
     def at(self, e: z3.ExprRef, frame: list[z3.ExprRef]) -> z3.ExprRef:
         """``e`` (over the encoding's base frame) evaluated in ``frame``."""
-        return z3.substitute(e, *zip(self.base, frame, strict=True)) if self.cells else e
+        if self._renaming is None or self._renaming[0] is not frame:
+            self._renaming = (frame, Renaming(self.base, frame))
+        return self._renaming[1](e)
 
 
 def slice_system(enc: Encoding, cells: list[int], actions: list[int]) -> SliceSystem:

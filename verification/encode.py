@@ -72,6 +72,23 @@ def _scalar_values(ty: Ty) -> tuple[int | bool, ...]:
     return ir.domain(ty)
 
 
+class Renaming:
+    """A substitution applied to many terms. ``z3.substitute`` rebuilds its pair arrays and checks
+    every pair's sort on each call, which dominated slicing; here they are built once."""
+
+    def __init__(self, old: Sequence[z3.ExprRef], new: Sequence[z3.ExprRef]) -> None:
+        self.keep = (list(old), list(new))  # the arrays hold raw pointers: keep the terms alive
+        self.n = len(self.keep[0])
+        self._from = (z3.Ast * self.n)(*[x.as_ast() for x in self.keep[0]])
+        self._to = (z3.Ast * self.n)(*[x.as_ast() for x in self.keep[1]])
+
+    def __call__(self, e: z3.ExprRef) -> z3.ExprRef:
+        if not self.n:
+            return e
+        ctx = e.ctx
+        return z3.z3._to_expr_ref(z3.Z3_substitute(ctx.ref(), e.as_ast(), self.n, self._from, self._to), ctx)
+
+
 def literal(v: int | bool) -> z3.ExprRef:
     """A Python value in the canonical encoding as a Z3 constant."""
     return z3.BoolVal(v) if isinstance(v, bool) else z3.IntVal(v)
@@ -162,7 +179,7 @@ class Encoding:
         return out
 
     def substitute(self, e: z3.ExprRef, frame: Sequence[z3.ExprRef]) -> z3.ExprRef:
-        return z3.substitute(e, *zip(self.base, frame, strict=True)) if self.cells else e
+        return Renaming(self.base, frame)(e)
 
     def step_relation(self, pre: Sequence[z3.ExprRef], post: Sequence[z3.ExprRef], pick: z3.ArithRef,
                       cells: tuple[int, ...] | None = None, stutter: Stutter = "never") -> z3.BoolRef:
