@@ -220,13 +220,10 @@ class Ops:
         self.em = em
 
     def and_(self, a: Term, b: Term) -> Term:
-        if a is False or b is False:
-            return False
-        if a is True:
-            return b
-        if b is True or a == b:
-            return a
-        return self.em.op("({} & {})", *sorted((a, b), key=str))
+        return self._join(a, b, "&", absorbing=False)
+
+    def or_(self, a: Term, b: Term) -> Term:
+        return self._join(a, b, "|", absorbing=True)
 
     def all_(self, terms: Sequence[Term]) -> Term:
         out: Term = True
@@ -234,20 +231,22 @@ class Ops:
             out = self.and_(out, t)
         return out
 
-    def or_(self, a: Term, b: Term) -> Term:
-        if a is True or b is True:
-            return True
-        if a is False:
-            return b
-        if b is False or a == b:
-            return a
-        return self.em.op("({} | {})", *sorted((a, b), key=str))
-
     def any_(self, terms: Sequence[Term]) -> Term:
         out: Term = False
         for t in terms:
             out = self.or_(out, t)
         return out
+
+    def _join(self, a: Term, b: Term, op: str, absorbing: bool) -> Term:
+        """``a & b`` (False absorbs) or ``a | b`` (True absorbs), folded; operands in a fixed
+        order so that equal conjunctions are one temporary."""
+        if a is absorbing or b is absorbing:
+            return absorbing
+        if a is (not absorbing):
+            return b
+        if b is (not absorbing) or a == b:
+            return a
+        return self.em.op("({} " + op + " {})", *sorted((a, b), key=str))
 
     def not_(self, a: Term) -> Term:
         return (not a) if _is_const(a) else self.em.op("(~{})", a)
