@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import product
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from racefree.spec import ir
@@ -29,8 +29,11 @@ from racefree.spec.interp import Interpreter
 from racefree.spec.values import State
 
 from .fair import Csr
-from .result import STUTTER, Step, Stutter
+from .result import Step, Stutter
 from .vector import Compiler, Layout, Term
+
+if TYPE_CHECKING:  # diagnostics imports Z3; the explicit engines do not need it
+    from .diagnostics import Question
 
 BATCH = 1 << 16  # states expanded per batch: large enough that numpy's per-call cost is amortised
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -362,9 +365,10 @@ def _check(pm: PackedMachine, states: np.ndarray, lo: int, hi: int, wanted: list
 
 
 class PackedGraph:
-    """The whole state graph of a finite instance, found by the fast engine. The same states,
-    numbers, parents and edges as ``explicit.StateGraph`` (which the liveness and diagnostics
-    code reads: ``states`` and ``edges`` are built from the arrays when first asked for)."""
+    """The whole state graph of a finite instance, found by the fast engine: the same states,
+    numbers, parents and edges as ``explicit.StateGraph``. Liveness (``fair.py``) reads its edge
+    arrays (``csr``) and evaluates triggers and goals on the packed states; ``states`` and
+    ``edges`` in the interpreter graph's shape are built only when asked for."""
 
     def __init__(self, found: Search, stutter: Stutter) -> None:
         self.found = found
@@ -380,16 +384,10 @@ class PackedGraph:
 
     @cached_property
     def edges(self) -> list[list[tuple[str, tuple[Any, ...], int]]]:
-        src, act, dst = self.found.edges  # type: ignore[misc]
-        ground = self.found.pm.ground
-        out: list[list[tuple[str, tuple[Any, ...], int]]] = [[] for _ in range(self.size)]
-        for s, a, d in zip(src.tolist(), act.tolist(), dst.tolist(), strict=True):
-            name, args = ground[a]
-            out[s].append((name, args, d))
-        for i, es in enumerate(out):
-            if self.stutter == "always" or not es:
-                es.append((STUTTER, (), i))
-        return out
+        """Per state, its edges in ``explicit.StateGraph``'s shape (to compare the two graphs)."""
+        csr = self.csr
+        dst = csr.dst.tolist()
+        return [[(*csr.step(e), dst[e]) for e in range(csr.indptr[i], csr.indptr[i + 1])] for i in range(self.size)]
 
     @cached_property
     def parent(self) -> list[tuple[int, str, tuple[Any, ...]] | None]:
@@ -426,9 +424,17 @@ class PackedGraph:
         t, g = pm.where([trigger, goal], self.found.states)
         return t, ~g
 
-    def first_where(self, terms: list[Term]) -> int | None:
-        """The first state (in BFS order) where one of the terms holds."""
-        hits = self.found.pm.where([self.found.pm.compiler.ops.any_(terms)], self.found.states)[0]
+    def first_state(self, q: Question) -> int | None:
+        """The first state (in BFS order) where a diagnostic question's predicate holds, evaluated
+        on the packed states: some instance of a premise, or of an action blocked by a bound."""
+        pm = self.found.pm
+        if q.premise is not None:
+            premise, envs = q.premise
+            terms = [pm.compiler.predicate(premise, env) for env in envs]
+        else:
+            assert q.kind == "out_of_bounds"
+            terms = pm.blocked[q.subject]
+        hits = pm.where([pm.compiler.ops.any_(terms)], self.found.states)[0]
         first = np.flatnonzero(hits)
         return int(first[0]) if len(first) else None
 

@@ -40,7 +40,7 @@ from racefree.spec.values import State
 
 from . import bmc as bmc_mod
 from . import liveness as live
-from .bfs import PackedGraph, PackedMachine, search
+from .bfs import PackedGraph, PackedMachine, Search, search
 from .bmc import full_trace
 from .certificate import CertificateRejected, recheck, to_spec
 from .dfs import depth_first
@@ -235,7 +235,8 @@ class MachineChecker:
         n = graph.size
         if trace is None:
             return Result(self.m, p.name, "holds", "explicit", None, states=n,
-                          detail="every reachable state of this instance enumerated" + _fingerprints(graph))
+                          detail="every reachable state of this instance enumerated"
+                          + (_fingerprints(graph.found) if isinstance(graph, PackedGraph) else ""))
         replay(self.interp, p.name, p.holds, trace)
         return Result(self.m, p.name, "violated", "explicit", len(trace) - 1, trace=trace, replayed=True,
                       states=n, detail="shortest counterexample (breadth-first); replayed through the interpreter")
@@ -264,15 +265,7 @@ class MachineChecker:
 
     @staticmethod
     def _reach_in_graph(graph: StateGraph | PackedGraph, q: Question) -> tuple[bool, list[Step] | None]:
-        if isinstance(graph, PackedGraph):  # the same question, vectorised over the packed states
-            pm = graph.found.pm
-            if q.premise is not None:
-                premise, envs = q.premise
-                first = graph.first_where([pm.compiler.predicate(premise, env) for env in envs])
-            else:
-                first = graph.first_where(pm.blocked[q.subject])
-        else:
-            first = next((i for i, st in enumerate(graph.states) if q.here(st)), None)
+        first = graph.first_state(q)
         return (False, None) if first is None else (True, graph.path(first))
 
     def _reach_symbolic(self, q: Question) -> tuple[bool, list[Step] | None] | None:
@@ -421,7 +414,7 @@ class MachineChecker:
         if pm is not None:
             found = search(pm, self.opt.max_states, props=props, on_progress=progress)
             states, complete, depth = found.size, found.complete, int(found.depth[-1])
-            note = _fingerprints(PackedGraph(found, self.opt.stutter))
+            note = _fingerprints(found)
             violations = {p: found.path(i) for p, i in found.first_bad.items() if p in preds}
         else:
             ex = explore(self.interp, preds, max_states=self.opt.max_states, on_progress=progress)
@@ -507,12 +500,12 @@ class MachineChecker:
                       kind="liveness", replayed=True, states=n, detail="fair cycle found by SCC analysis; replayed")
 
 
-def _fingerprints(graph: StateGraph | PackedGraph) -> str:
+def _fingerprints(found: Search) -> str:
     """What a "holds" from the fast engine rests on when its states were hashed: the chance that
     two states shared a 64-bit fingerprint (so one was never explored)."""
-    if not isinstance(graph, PackedGraph) or graph.found.pm.exact:
+    if found.pm.exact:
         return ""
-    return f" (64-bit fingerprints: collision probability <= {graph.found.collision_probability:.0e})"
+    return f" (64-bit fingerprints: collision probability <= {found.collision_probability:.0e})"
 
 
 def _size(node: object) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from racefree.spec import ir
@@ -17,6 +18,9 @@ from racefree.spec.values import State
 
 from .fair import Csr
 from .result import STUTTER, Step, Stutter
+
+if TYPE_CHECKING:  # diagnostics imports Z3; the explicit engines do not need it
+    from .diagnostics import Question
 
 
 @dataclass
@@ -110,6 +114,10 @@ class StateGraph:
 
     def state(self, i: int) -> State:
         return self.states[i]
+
+    def first_state(self, q: Question) -> int | None:
+        """The first state (in BFS order) where a diagnostic question's predicate holds."""
+        return next((i for i, st in enumerate(self.states) if q.here(st)), None)
 
     @cached_property
     def csr(self) -> Csr:
