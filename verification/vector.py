@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import product
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from racefree.spec import ir
@@ -209,7 +209,7 @@ class Emitter:
         return f"def {name}({params}):\n" + "\n".join(body) + f"\n    return [{ret}]\n"
 
 
-def _is_const(t: Term) -> bool:
+def _is_const(t: Term) -> TypeGuard[int | bool]:
     return not isinstance(t, str)
 
 
@@ -397,13 +397,14 @@ class Compiler:
                     return SetV(0, 0, 0), True
                 lo, width = _set_shape(e.ty)
                 vals = [self.expr(x, env) for x in elems]
-                mask = 0
+                mask: Term = 0
                 for v, _ in vals:
                     mask = self._or_mask(mask, self._bit(v, lo, width))
                 return SetV(mask, lo, width), o.all_([d for _, d in vals])
             case ir.SetComp(bd, cond):
                 lo, width = _set_shape(e.ty)
-                mask, defs = 0, []
+                mask = 0
+                defs = []
                 for x in ir.domain(bd.ty):  # type: ignore[arg-type]
                     bit, d = self.expr(cond, {**env, bd.name: x})
                     mask = self._or_mask(mask, o.ite(bit, 1 << (int(x) - lo), 0))
@@ -554,7 +555,7 @@ class Compiler:
         """``s`` as a mask over lo..lo+width-1 (elements outside dropped: checked separately)."""
         if s.width == 0:
             return 0
-        mask = s.mask
+        mask: Term = s.mask
         if s.lo > lo:
             mask = self.ops.binop("<<", mask, s.lo - lo)
         elif s.lo < lo:
