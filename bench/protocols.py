@@ -41,7 +41,7 @@ def main() -> None:
                 limit = 2.0 if res.verdict == "violated" else 10.0
                 if res.seconds > limit:
                     slow.append(f"{m.name}.{res.prop} {res.seconds:.2f} s")
-            costs.append((m.name, len(graph.states) if graph else None, enum_s, time.perf_counter() - start))
+            costs.append((m.name, graph.size if graph else None, enum_s, time.perf_counter() - start))
         print(f"\n### {path.stem}\n")
         print("| property | " + " | ".join(m.name for m in machines) + " |")
         print("|---|" + "---|" * len(machines))
