@@ -196,17 +196,16 @@ class Emitter:
         self._by_text[text] = name
         return name
 
-    def function(self, name: str, results: list[Term], params: str = "X") -> str:
-        """Source of ``def name(params)`` returning ``results``, with only the lines they need."""
+    def function(self, name: str, results: list[Term]) -> str:
+        """Source of ``def name(X)`` (X: a batch of packed rows) returning ``results``, with only
+        the lines they need (temporaries are emitted before their readers)."""
         wanted: set[str] = {r for r in results if isinstance(r, str)}
-        index = {n: i for i, (n, _, _) in enumerate(self.lines)}
         for n, _, deps in reversed(self.lines):
             if n in wanted:
                 wanted.update(deps)
         body = [f"    {n} = {text}" for n, text, _ in self.lines if n in wanted]
-        assert all(r in index for r in wanted)
         ret = ", ".join(r if isinstance(r, str) else repr(r) for r in results)
-        return f"def {name}({params}):\n" + "\n".join(body) + f"\n    return [{ret}]\n"
+        return f"def {name}(X):\n" + "\n".join(body) + f"\n    return [{ret}]\n"
 
 
 def _is_const(t: Term) -> TypeGuard[int | bool]:
