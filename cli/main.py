@@ -176,7 +176,7 @@ def _options(args: argparse.Namespace, progress: Progress) -> Options:
     from racefree.verification.engine import Options
 
     given = {k: getattr(args, k) for k in ("timeout", "rlimit", "max_states") if getattr(args, k) is not None}
-    return Options(engine=args.engine, depth=args.depth, progress=progress,
+    return Options(engine=args.engine, depth=args.depth, progress=progress, symmetry=args.symmetry,
                    stutter="deadlock" if args.fair_next else "always", **given)
 
 
@@ -321,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "that makes an engine give up (default 100,000,000: about a minute)")
         sp.add_argument("--max-states", type=int, metavar="N",
                         help="states the explicit engine may enumerate before it reports unknown (default 5,000,000)")
+        sp.add_argument("--symmetry", choices=["on", "off", "count"], default="on",
+                        help="safety searches keep one state per orbit of the spec's symmetric types (on, "
+                             "the default); count: also report how many states those orbits hold; off: "
+                             "enumerate every state")
         sp.add_argument("--fair-next", action="store_true",
                         help="liveness: a run may stop only where no action is enabled (the whole system weakly "
                              "fair, TLA+'s WF(Next)); default: a run may stop anywhere unless a `fair` "

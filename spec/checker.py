@@ -42,8 +42,9 @@ def check_machine(m: ir.Machine) -> ir.Machine:
 
 
 def check_expression(m: ir.Machine, e: ir.Expr) -> ir.Expr:
-    """Type-check a state expression (no parameters) in the scope of machine ``m``."""
-    checker = _Checker(m)
+    """Type-check a state expression (no parameters) in the scope of machine ``m``. Symmetric
+    types are plain ranges here: such an expression (a certificate) names concrete values."""
+    checker = _Checker(replace(m, types=tuple(replace(t, symmetric=False) for t in m.types)))
     checker.run()
     return checker.expr(e, {})
 
@@ -68,12 +69,17 @@ class _Checker:
             for member in e.members:
                 self.scope.declare(member, _Sym("member", TEnum(e.name, e.members), e.loc), "enum member")
         for t in m.types:
-            self._declare_type(t.name, self.resolve_type(t.type, allow_int=False, where=f"type '{t.name}'"), t.loc)
+            ty = self.resolve_type(t.type, allow_int=False, where=f"type '{t.name}'")
+            if t.symmetric:
+                if not isinstance(ty, TInt):
+                    raise errors.unsupported_type(t.type.loc, f"symmetric type '{t.name}' must be a range, not {ty}")
+                ty = TInt(ty.lo, ty.hi, t.name)
+            self._declare_type(t.name, ty, t.loc)
         vars_ = []
         for v in m.vars:
             ty = self.resolve_type(v.type, allow_int=False, where=f"variable '{v.name}'")
             self._check_state_type(ty, v)
-            init = self.expr(v.init, {}) if v.init is not None else _default_init(ty, v.loc)
+            init = self.expr(v.init, {}) if v.init is not None else _default_init(ty, v)
             target = ty.value if isinstance(ty, TMap) else ty
             self.assignable(init, target, v.init.loc if v.init is not None else v.loc, f"initial value of '{v.name}'")
             if isinstance(init.ty, TInt) and not ir.fits(init.ty, target):
@@ -281,6 +287,7 @@ class _Checker:
     def assignable(self, value: ir.Expr, target: Ty, loc: errors.Loc, what: str) -> None:
         vt = value.ty
         assert vt is not None
+        _same_symmetry(loc, vt, target, what)
         if isinstance(target, TInt) and isinstance(vt, TInt):
             if vt.lo is not None and vt.lo == vt.hi and not ir.fits(vt, target):
                 raise errors.out_of_range(loc, vt.lo, target.lo or 0, target.hi or 0)
@@ -322,6 +329,8 @@ class _Checker:
                     assert x.ty is not None
                     if not ir.is_finite_scalar(x.ty) and not (isinstance(x.ty, TInt)):
                         raise errors.type_mismatch(x.loc, f"set elements must be scalars, not {x.ty}")
+                    if items[0] is not x:
+                        _same_symmetry(x.loc, items[0].ty, x.ty, "this set literal")
                     ty = _join(ty, TSet(x.ty)) if ty is not None else None
                     if ty is None:
                         raise errors.type_mismatch(x.loc, "set elements must all have one type")
@@ -353,6 +362,7 @@ class _Checker:
             case ir.Ite(c, a, b):
                 cond, then, else_ = self.expr(c, local), self.expr(a, local), self.expr(b, local)
                 self.expect_bool(cond, "if condition")
+                _same_symmetry(e.loc, then.ty, else_.ty, "this conditional")
                 ty = _join(then.ty, else_.ty)
                 if ty is None:
                     raise errors.type_mismatch(e.loc, f"branches have different types: {then.ty} and {else_.ty}")
@@ -382,11 +392,15 @@ class _Checker:
         if not isinstance(e.ty, TInt):
             hint = "unwrap an optional value with 'x ?? default'" if isinstance(e.ty, TOption) else None
             raise errors.type_mismatch(e.loc, f"'{op}' needs integers, not {e.ty}", hint)
+        if e.ty.sym is not None:
+            raise errors.asymmetric(e.loc, f"'{op}' on a value of symmetric type '{e.ty.sym}'")
         return e.ty
 
     def binary(self, e: ir.Binary, op: str, left: ir.Expr, right: ir.Expr) -> ir.Expr:
         lt, rt = left.ty, right.ty
         ty: Ty | None
+        if op in ("==", "!=", "in", "subset", "union", "inter", "minus", "??"):
+            _same_symmetry(e.loc, lt.base if op == "??" and isinstance(lt, TOption) else lt, rt, f"'{op}'")
         if op in ("and", "or", "implies"):
             self.expect_bool(left, f"operand of '{op}'")
             self.expect_bool(right, f"operand of '{op}'")
@@ -435,8 +449,36 @@ def _lvalue_key(target: ir.Expr) -> str:
     return show_expr(target)
 
 
-def _default_init(ty: Ty, loc: errors.Loc) -> ir.Expr:
+def _symmetric_type(ty: Ty | None) -> str | None:
+    """The symmetric type a value of type ``ty`` is, or holds (as an option or set)."""
+    match ty:
+        case TInt(sym=sym):
+            return sym
+        case TOption(base):
+            return _symmetric_type(base)
+        case TSet(elem):
+            return _symmetric_type(elem)
+    return None
+
+
+def _same_symmetry(loc: errors.Loc, a: Ty | None, b: Ty | None, what: str) -> None:
+    """Values of a symmetric type mix only with values of that type (``none`` and ``{}`` fit anywhere)."""
+    if isinstance(a, TNone | TEmptySet) or isinstance(b, TNone | TEmptySet):
+        return
+    sa, sb = _symmetric_type(a), _symmetric_type(b)
+    if sa != sb:
+        def say(s: str | None, t: Ty | None) -> str:
+            return f"symmetric type '{s}'" if s is not None else f"a plain {t}"
+        raise errors.asymmetric(loc, f"{what} mixes {say(sa, a)} with {say(sb, b)}")
+
+
+def _default_init(ty: Ty, v: ir.Var) -> ir.Expr:
     base = ty.value if isinstance(ty, TMap) else ty
+    loc = v.loc
+    if isinstance(base, TInt) and base.sym is not None:
+        raise errors.asymmetric(v.loc, f"variable '{v.name}' of symmetric type '{base.sym}' has no initial value",
+                                hint=f"no value of '{base.sym}' is special: make it optional ({base.sym}?), "
+                                     "which starts as none")
     match base:
         case TBool():
             return ir.BoolLit(False, loc, TBool())
@@ -483,9 +525,11 @@ def _join(a: Ty | None, b: Ty | None) -> Ty | None:
         return None
     match a, b:
         case TInt(), TInt():
+            if a.sym != b.sym:
+                return None
             lo = None if a.lo is None or b.lo is None else min(a.lo, b.lo)
             hi = None if a.hi is None or b.hi is None else max(a.hi, b.hi)
-            return TInt(lo, hi)
+            return TInt(lo, hi, a.sym)
         case TNone(), TNone():
             return a
         case TNone(), TOption() | TInt() | TEnum():

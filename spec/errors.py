@@ -46,6 +46,7 @@ CATALOG: dict[str, str] = {
     "RF026": "assignment to something that is not a state variable",
     "RF027": "wrong number of arguments",
     "RF028": "definition that uses itself",
+    "RF029": "symmetric value used asymmetrically",
     "RF030": "spec cannot become a Python module (name clash)",
     "RF040": "malformed event trace",
     "RF041": "malformed constant override",
@@ -184,6 +185,12 @@ def arity(loc: Loc, fn: str, want: int, got: int) -> SpecError:
 def cyclic_definition(loc: Loc, name: str) -> SpecError:
     return _err("RF028", f"definition '{name}' uses itself", loc,
                 hint="a def is expanded where it is used, so it cannot refer to itself, directly or not")
+
+
+def asymmetric(loc: Loc, message: str, hint: str | None = None) -> SpecError:
+    return _err("RF029", message, loc, hint=hint or (
+        "values of a symmetric type are interchangeable: compare two of them with == or !=, test "
+        "membership, use them as map keys; no order, arithmetic, literals or plain integers"))
 
 
 def bad_trace(loc: Loc, message: str, hint: str | None = None) -> SpecError:

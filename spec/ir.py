@@ -35,6 +35,9 @@ class TInt:
 
     lo: int | None
     hi: int | None
+    # The symmetric type whose values these are (``symmetric type Slot = 0..S-1``), else None.
+    # Not part of equality: a symmetric type is still its interval everywhere else.
+    sym: str | None = field(default=None, compare=False)
 
     @property
     def bounded(self) -> bool:
@@ -342,6 +345,7 @@ class TypeDecl:
     name: str
     type: TypeExpr
     loc: Loc = field(default=NOWHERE, compare=False)
+    symmetric: bool = False  # its values are interchangeable (checked; used by symmetry reduction)
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,7 +199,9 @@ class _ToRaw(Transformer):
         return Member("const", ir.Const(str(items[0]), items[1], self._tloc(items[0])))
 
     def type_decl(self, items: list[Any]) -> Member:
-        return Member("type", ir.TypeDecl(str(items[0]), items[1], self._tloc(items[0])))
+        symmetric = len(items) == 3
+        name, ty = items[-2:]
+        return Member("type", ir.TypeDecl(str(name), ty, self._tloc(name), symmetric))
 
     def enum_decl(self, items: list[Any]) -> Member:
         members = tuple(str(t) for t in items[1:] if t is not None)

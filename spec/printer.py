@@ -142,7 +142,7 @@ def show(m: ir.Machine) -> str:
         lines.append(f'  """{m.doc}"""')
     lines += [f"  const {c.name} = {show_expr(c.value)}" for c in m.consts]
     lines += [f"  enum {e.name} {{ {', '.join(e.members)} }}" for e in m.enums]
-    lines += [f"  type {t.name} = {show_type(t.type)}" for t in m.types]
+    lines += [f"  {'symmetric ' if t.symmetric else ''}type {t.name} = {show_type(t.type)}" for t in m.types]
     lines += [f"  var {v.name}: {show_type(v.type)} = {show_expr(v.init)}" for v in m.vars]
     role = None
     for a in m.actions:

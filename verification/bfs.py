@@ -29,14 +29,15 @@ from racefree.spec.interp import Interpreter
 from racefree.spec.values import State
 
 from .fair import Csr
+from .fingerprint import hash_words
 from .result import Step, Stutter
+from .symmetry import Symmetry
 from .vector import Compiler, Layout, Term
 
 if TYPE_CHECKING:  # diagnostics imports Z3; the explicit engines do not need it
     from .diagnostics import Question
 
 BATCH = 1 << 16  # states expanded per batch: large enough that numpy's per-call cost is amortised
-_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
 class PackedMachine:
@@ -111,7 +112,7 @@ class PackedMachine:
             srcs.append(rows)
             acts.append(np.full(len(rows), k, dtype=np.int64))
             outs.append(nxt)
-            fps.append(w[:, 0] if w.shape[1] == 1 else _hash(w))
+            fps.append(w[:, 0] if w.shape[1] == 1 else hash_words(w))
         if not srcs:
             return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, X.shape[1]), X.dtype),
                     np.zeros(0, np.uint64))
@@ -132,7 +133,7 @@ class PackedMachine:
     def fingerprints(self, X: np.ndarray) -> np.ndarray:
         """64-bit fingerprints: the exact packed state when it fits, a hash of its packed words otherwise."""
         w = self._words(X)
-        return w[:, 0] if w.shape[1] == 1 else _hash(w)
+        return w[:, 0] if w.shape[1] == 1 else hash_words(w)
 
     def evaluator(self, terms: list[Term]) -> Callable[[np.ndarray], list[np.ndarray]]:
         """A function computing more boolean terms of this machine's compiler on a batch."""
@@ -164,20 +165,6 @@ def _packing(layout: Layout) -> list[list[tuple[int, int]]]:
         words[-1].append((i, used))
         used += c.bits
     return words
-
-
-def _hash(words: np.ndarray) -> np.ndarray:
-    h = np.zeros(len(words), dtype=np.uint64)
-    for i in range(words.shape[1]):
-        h = _mix(h ^ words[:, i]) + np.uint64(0x9E3779B97F4A7C15)
-    return h
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser (wrapping uint64 arithmetic)."""
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
 
 
 class _Seen:
@@ -241,6 +228,7 @@ class Search:
     first_bad: dict[str, int]  # property -> the first state (in BFS order) where it fails
     edges: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (src, ground action, dst), by src
     seconds: float = 0.0
+    symmetry: Symmetry | None = None  # states are orbit representatives (symmetry.py)
     _decoded: dict[int, State] = field(default_factory=dict)
 
     @property
@@ -254,7 +242,10 @@ class Search:
         return st
 
     def path(self, i: int) -> list[Step]:
-        """The shortest path from the initial state to state ``i`` (the BFS tree)."""
+        """The shortest path from the initial state to state ``i`` (the BFS tree); under symmetry,
+        a concrete path through the orbits on that path."""
+        if self.symmetry is not None:
+            return self._concrete_path(i)
         steps = []
         while self.parent[i] >= 0:
             name, args = self.pm.ground[int(self.via[i])]
@@ -263,6 +254,25 @@ class Search:
         steps.append(Step(None, (), self.state(0)))
         return steps[::-1]
 
+    def _concrete_path(self, i: int) -> list[Step]:
+        """Each step from the concrete state reached so far: the first successor (in ground
+        action order) in the next orbit on the representatives' path. One exists because
+        permutations map steps to steps."""
+        assert self.symmetry is not None
+        chain = [i]
+        while self.parent[chain[-1]] >= 0:
+            chain.append(int(self.parent[chain[-1]]))
+        pm, row = self.pm, self.pm.init
+        steps = [Step(None, (), pm.layout.decode(row))]
+        for j in reversed(chain[:-1]):
+            _, acts, nxt, _ = pm.successors(row[None, :])
+            _, fps = self.symmetry.canonical(nxt)
+            k = int(np.flatnonzero(fps == self.symmetry.fingerprints(self.states[j][None, :])[0])[0])
+            row = nxt[k]
+            name, args = pm.ground[int(acts[k])]
+            steps.append(Step(name, args, pm.layout.decode(row)))
+        return steps
+
     @property
     def collision_probability(self) -> float:
         """An upper bound on the chance that two distinct states shared a fingerprint (0 if exact)."""
@@ -270,23 +280,27 @@ class Search:
 
 
 def search(pm: PackedMachine, max_states: int, *, edges: bool = False, props: list[str] | None = None,
-           on_progress: Callable[[int, int], None] | None = None) -> Search:
+           on_progress: Callable[[int, int], None] | None = None, symmetry: Symmetry | None = None) -> Search:
     """Breadth-first search from the initial state, in the reference engine's order.
 
     ``props``: stop early once each of them has failed somewhere (their first failures are
     shortest); None checks every property without stopping. ``edges``: keep every transition
     (the state graph, for liveness). Stops after ``max_states`` states (``complete`` False).
+    ``symmetry``: keep one state per orbit (safety only: no edges).
     """
+    assert not (edges and symmetry is not None), "the state graph for liveness is not reduced"
     start = time.perf_counter()
     width = len(pm.layout.cells)
     states = _Grow(pm.layout.dtype, width)
     parent, via, depth = _Grow(np.int64), _Grow(np.int32), _Grow(np.int32)
-    states.extend(pm.init[None, :])
+    init, init_fp = (pm.init[None, :], pm.fingerprints(pm.init[None, :])) if symmetry is None \
+        else symmetry.canonical(pm.init[None, :])
+    states.extend(init)
     parent.extend(np.array([-1]))
     via.extend(np.array([-1]))
     depth.extend(np.array([0]))
     seen = _Seen()
-    seen.add(pm.fingerprints(pm.init[None, :]), np.array([0]))
+    seen.add(init_fp, np.array([0]))
     wanted = pm.prop_names if props is None else props
     first_bad: dict[str, int] = {}
     edge_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -303,6 +317,8 @@ def search(pm: PackedMachine, max_states: int, *, edges: bool = False, props: li
             break
         batch = states.view[head:head + BATCH]
         src, act, nxt, fps = pm.successors(batch)
+        if symmetry is not None:
+            nxt, fps = symmetry.canonical(nxt)
         head += len(batch)
         if not len(fps):
             continue
@@ -345,7 +361,7 @@ def search(pm: PackedMachine, max_states: int, *, edges: bool = False, props: li
         all_edges = tuple(np.concatenate(p) if p else np.zeros(0, np.int64) for p in zip(*edge_parts, strict=True)) \
             if edge_parts else (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64))
     return Search(pm, states.view, parent.view, via.view, depth.view, complete, first_bad, all_edges,  # type: ignore[arg-type]
-                  time.perf_counter() - start)
+                  time.perf_counter() - start, symmetry)
 
 
 def _check(pm: PackedMachine, states: np.ndarray, lo: int, hi: int, wanted: list[str], first_bad: dict[str, int]) -> int:

@@ -54,9 +54,11 @@ from .limits import Limits, WallClockTimeout
 from .prove import k_induction, spacer_prove
 from .replay import ReplayMismatch, replay, replay_steps
 from .result import STUTTER, Result, Step, Stutter
+from .symmetry import Symmetry, SymmetryTooLarge, symmetric_types
 from .vector import Unsupported
 
 EngineName = Literal["auto", "prove", "bmc", "explicit"]
+SymmetryMode = Literal["on", "off", "count"]
 SYMBOLIC_FIRST_MAX_NODES = 5_000  # above this many IR nodes in its actions, a machine is searched explicitly first
 SHALLOW_DEPTH = 10  # an expected violation is first looked for this deep by BMC, before any state graph
 Progress = Callable[[str], None]
@@ -79,6 +81,9 @@ class Options:
     graph_states: int = 600_000  # the shared state graph is built only for instances up to this size
     dfs_states: int = 200_000  # depth-first search for deep bugs in instances larger than that
     max_ground: int = 200_000  # ground action instances (parameter combinations) an instance may have
+    # Safety searches keep one state per orbit of the symmetric types ("on"); "count" also
+    # reports how many states those orbits hold; "off" enumerates every state.
+    symmetry: SymmetryMode = "on"
     progress: Progress = field(default=lambda msg: None)
 
     @property
@@ -117,6 +122,8 @@ class MachineChecker:
         self._enc: Encoding | None = None
         self._graph: StateGraph | PackedGraph | None | bool = False  # False: not tried yet; None: too large
         self._packed: PackedMachine | None | bool = False  # False: not built yet; None: not supported
+        self._reduced: Search | None | bool = False  # False: not searched yet; None: too large
+        self._symmetry_unused = ""  # why declared symmetric types are not used, if they are not
         self._lemmas: list[str] | None = None
         self._stage = "proof"  # the engine running now
 
@@ -212,6 +219,36 @@ class MachineChecker:
                 self._packed = None
         return self._packed  # type: ignore[return-value]
 
+    @cached_property
+    def symmetry(self) -> Symmetry | None:
+        """How the fast engine reduces safety searches by the machine's symmetric types, or None."""
+        if self.opt.symmetry == "off" or not symmetric_types(self.m) or self.packed is None:
+            return None
+        try:
+            return Symmetry(self.packed.layout, self.packed.fingerprints)
+        except SymmetryTooLarge as exc:
+            self._symmetry_unused = f"; symmetry not used: {exc}"
+            return None
+
+    def reduced(self, until: str | None = None) -> Search | None:
+        """Every orbit of the reachable states (safety: the symmetric counterpart of ``graph``),
+        searched once, or None when there are more than ``graph_states`` of them. ``until``: a
+        property expected to be violated; a search that stops at its first failure will do."""
+        if self._reduced is False:
+            assert self.packed is not None and self.symmetry is not None
+
+            def progress(_: int, n: int) -> None:
+                self._stage_is("explicit", f"{self.m.name}: enumerating states up to symmetry, {n:,} orbits")
+
+            if until is not None:
+                found = search(self.packed, self.opt.graph_states, props=[until], symmetry=self.symmetry,
+                               on_progress=progress)
+                if until in found.first_bad:
+                    return found
+            found = search(self.packed, self.opt.graph_states, symmetry=self.symmetry, on_progress=progress)
+            self._reduced = found if found.complete else None
+        return self._reduced  # type: ignore[return-value]
+
     def graph(self) -> StateGraph | PackedGraph | None:
         """The machine's whole state graph, built once, or None when it has more than ``graph_states`` states."""
         if self._graph is False:
@@ -228,6 +265,8 @@ class MachineChecker:
         return self._graph  # type: ignore[return-value]
 
     def _graph_search(self, p: Safety) -> Result | None:
+        if self.symmetry is not None:
+            return self._orbit_search(p)
         graph = self.graph()
         if graph is None:
             return None
@@ -236,10 +275,34 @@ class MachineChecker:
         if trace is None:
             return Result(self.m, p.name, "holds", "explicit", None, states=n,
                           detail="every reachable state of this instance enumerated"
-                          + (_fingerprints(graph.found) if isinstance(graph, PackedGraph) else ""))
+                          + (self._search_note(graph.found) if isinstance(graph, PackedGraph) else ""))
         replay(self.interp, p.name, p.holds, trace)
         return Result(self.m, p.name, "violated", "explicit", len(trace) - 1, trace=trace, replayed=True,
                       states=n, detail="shortest counterexample (breadth-first); replayed through the interpreter")
+
+    def _orbit_search(self, p: Safety) -> Result | None:
+        found = self.reduced(p.name if self.m.expected(p.name) == "violated" else None)
+        if found is None:
+            return None
+        i = found.first_bad.get(p.name)
+        if i is None:
+            return Result(self.m, p.name, "holds", "explicit", None, states=found.size,
+                          detail="every reachable state of this instance enumerated" + self._search_note(found))
+        trace = found.path(i)
+        replay(self.interp, p.name, p.holds, trace)
+        return Result(self.m, p.name, "violated", "explicit", len(trace) - 1, trace=trace, replayed=True,
+                      states=found.size, detail="shortest counterexample (breadth-first, up to symmetry); "
+                                                "replayed through the interpreter")
+
+    def _search_note(self, found: Search) -> str:
+        """What a "holds" from the fast engine rests on: the orbits it stood for, hashed states."""
+        note = _fingerprints(found) + self._symmetry_unused
+        if found.symmetry is None:
+            return note
+        note = f" up to symmetry of {', '.join(found.symmetry.names)} ({found.size:,} orbits" + (
+            f" of {int(found.symmetry.orbit_sizes(found.states).sum()):,} states)" if self.opt.symmetry == "count"
+            else ")") + note
+        return note
 
     def diagnostics(self) -> list[Finding]:
         """Never-enabled actions, bound-blocked actions and vacuous premises (diagnostics.py): exact
@@ -412,9 +475,9 @@ class MachineChecker:
         pm = self.packed
         note = ""
         if pm is not None:
-            found = search(pm, self.opt.max_states, props=props, on_progress=progress)
+            found = search(pm, self.opt.max_states, props=props, on_progress=progress, symmetry=self.symmetry)
             states, complete, depth = found.size, found.complete, int(found.depth[-1])
-            note = _fingerprints(found)
+            note = self._search_note(found)
             violations = {p: found.path(i) for p, i in found.first_bad.items() if p in preds}
         else:
             ex = explore(self.interp, preds, max_states=self.opt.max_states, on_progress=progress)
