@@ -250,3 +250,30 @@ def test_symmetric_uses_the_checker_accepts() -> None:
     with pytest.raises(SpecError) as err:
         load_text("machine M\n  symmetric type B = bool\n  var x: B = false\n")
     assert err.value.diagnostic.code == "RF025"
+
+
+NOTES = TOKEN + """
+machine TokenNotes extends Token
+  var count: 0..1 = 0
+  action bump(p: P)
+    requires pc[p] == CS
+    count := count + 1
+  action never(p: P)
+    requires pc[p] == CS and holder == none
+    pc[p] := IDLE
+  invariant quiet: forall p: P. (pc[p] == CS and holder == none) implies false
+"""
+
+
+def test_diagnostics_from_orbits_match_the_full_graph() -> None:
+    m = machine(NOTES, "TokenNotes")
+
+    def findings(mode: str) -> list[tuple[str, str, int | None]]:
+        checker = MachineChecker(m, Options(symmetry=mode))  # type: ignore[arg-type]
+        checker.check_all()
+        assert (checker._reduced is not False) == (mode == "on")  # the orbits answered, not the graph
+        return [(f.kind, f.subject, None if f.example is None else len(f.example)) for f in checker.diagnostics()]
+
+    on = findings("on")
+    assert on == findings("off")
+    assert {(k, s) for k, s, _ in on} == {("never_enabled", "never"), ("out_of_bounds", "bump"), ("vacuous", "quiet")}

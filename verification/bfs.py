@@ -118,6 +118,15 @@ class PackedMachine:
                     np.zeros(0, np.uint64))
         return np.concatenate(srcs), np.concatenate(acts), np.concatenate(outs), np.concatenate(fps)
 
+    def enabled(self, states: np.ndarray) -> list[np.ndarray]:
+        """Per batch of states: per ground action, whether it is enabled in each state."""
+        out = []
+        for i in range(0, len(states), BATCH):
+            X = states[i:i + BATCH]
+            out.append(np.array([np.broadcast_to(np.asarray(g, dtype=bool), (len(X),)) for g in self._guards(X)]).T
+                       if self.ground else np.zeros((len(X), 0), bool))
+        return out
+
     def _words(self, X: np.ndarray) -> np.ndarray:
         """The packed 64-bit words of each row (one word when the state fits: then it is the state)."""
         out = np.zeros((len(X), len(self._packing)), dtype=np.uint64)
@@ -466,6 +475,12 @@ class PackedGraph:
         return None
 
     def taken_actions(self) -> set[str]:
-        """The actions some edge takes (enabled in some reachable state)."""
-        acts = np.unique(self.found.edges[1])  # type: ignore[index]
-        return {self.found.pm.ground[int(a)][0] for a in acts}
+        """The actions some edge takes (enabled in some reachable state; a search without edges,
+        one state per orbit, evaluates the guards: an action's instances are enabled in a state
+        iff their permutations are in its permutations)."""
+        pm = self.found.pm
+        if self.found.edges is not None:
+            acts = np.unique(self.found.edges[1])
+        else:
+            acts = np.flatnonzero(np.any([g.any(axis=0) for g in pm.enabled(self.found.states)], axis=0))
+        return {pm.ground[int(a)][0] for a in acts}

@@ -123,6 +123,7 @@ class MachineChecker:
         self._graph: StateGraph | PackedGraph | None | bool = False  # False: not tried yet; None: too large
         self._packed: PackedMachine | None | bool = False  # False: not built yet; None: not supported
         self._reduced: Search | None | bool = False  # False: not searched yet; None: too large
+        self._reduced_early: Search | None = None  # stopped once the expected violations were found
         self._symmetry_unused = ""  # why declared symmetric types are not used, if they are not
         self._lemmas: list[str] | None = None
         self._stage = "proof"  # the engine running now
@@ -192,7 +193,7 @@ class MachineChecker:
                     and self.packed is None:
                 # Through the interpreter, a shallow bug costs less than a state graph that may be too large.
                 res = self._shallow_bmc(p)
-            if res is None and (self.graph_first or self.m.expected(prop) == "violated" or self._graph):
+            if res is None and (self.graph_first or self.m.expected(prop) == "violated" or self._graph or self._reduced):
                 res = self._graph_search(p)  # exact on small instances: shortest trace, or every state seen
             res = res or self._lemma_proof(p) or self._prove(p)
         return res
@@ -233,18 +234,21 @@ class MachineChecker:
     def reduced(self, until: str | None = None) -> Search | None:
         """Every orbit of the reachable states (safety: the symmetric counterpart of ``graph``),
         searched once, or None when there are more than ``graph_states`` of them. ``until``: a
-        property expected to be violated; a search that stops at its first failure will do."""
+        property expected to be violated; then a search that stops once every property expected
+        to be violated has failed will do (it is searched once too)."""
+        assert self.packed is not None and self.symmetry is not None
+
+        def progress(_: int, n: int) -> None:
+            self._stage_is("explicit", f"{self.m.name}: enumerating states up to symmetry, {n:,} orbits")
+
+        if until is not None and self._reduced is False:
+            if self._reduced_early is None:
+                bugs = [q for q in self.safety_props() if self.m.expected(q) == "violated"]
+                self._reduced_early = search(self.packed, self.opt.graph_states, props=bugs, symmetry=self.symmetry,
+                                             on_progress=progress)
+            if until in self._reduced_early.first_bad:
+                return self._reduced_early
         if self._reduced is False:
-            assert self.packed is not None and self.symmetry is not None
-
-            def progress(_: int, n: int) -> None:
-                self._stage_is("explicit", f"{self.m.name}: enumerating states up to symmetry, {n:,} orbits")
-
-            if until is not None:
-                found = search(self.packed, self.opt.graph_states, props=[until], symmetry=self.symmetry,
-                               on_progress=progress)
-                if until in found.first_bad:
-                    return found
             found = search(self.packed, self.opt.graph_states, symmetry=self.symmetry, on_progress=progress)
             self._reduced = found if found.complete else None
         return self._reduced  # type: ignore[return-value]
@@ -265,8 +269,8 @@ class MachineChecker:
         return self._graph  # type: ignore[return-value]
 
     def _graph_search(self, p: Safety) -> Result | None:
-        if self.symmetry is not None:
-            return self._orbit_search(p)
+        if self.symmetry is not None and not self.m.liveness and self._graph is False:
+            return self._orbit_search(p)  # no state graph is needed: one state per orbit will do
         graph = self.graph()
         if graph is None:
             return None
@@ -310,6 +314,8 @@ class MachineChecker:
         if self._too_large():
             return []
         graph = self._graph if isinstance(self._graph, StateGraph | PackedGraph) else None
+        if graph is None and isinstance(self._reduced, Search):  # every question is symmetric: orbits will do
+            graph = PackedGraph(self._reduced, self.opt.stutter)
         taken = graph.taken_actions() if graph is not None else set()
         out = []
         for q in questions(self.interp):
