@@ -11,10 +11,11 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from racefree import __version__
 from racefree.spec import errors, ir
@@ -108,6 +109,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from racefree.verification.engine import MachineChecker
     from racefree.verification.interrupts import catch_ctrl_c, was_interrupted
 
+    from .parallel import check_machines, default_jobs
+
     paths = [Path(p) for p in args.paths] or bundled_specs()
     files = _load(paths)  # every file parses and type-checks before any verdict is printed
     targets = _machines(files, args.machine)
@@ -121,23 +124,32 @@ def cmd_check(args: argparse.Namespace) -> int:
     results: list[tuple[str, Result]] = []
     notes: list[str] = []
     interrupted = False
+    diagnose = not (args.no_diagnostics or args.property) and opt.engine != "bmc"  # notes are per machine
+
+    def check(m: ir.Machine, report: Callable[[str], None]) -> Iterator[tuple[str, Any]]:
+        checker = MachineChecker(m, replace(opt, progress=report))
+        for r in checker.results(args.property):
+            yield "result", r
+        if diagnose:
+            for f in checker.diagnostics():
+                yield "note", f
+
+    machines = [replace(m, strict_bounds=True) if args.strict_bounds else m for _, m in targets]
     try:
-        for path, m in targets:
-            progress.reset()
+        for i, kind, item in check_machines(machines, check, args.jobs or default_jobs(), progress):
+            path, m = targets[i]
             shown = _display_path(Path(path))
-            checker = MachineChecker(replace(m, strict_bounds=True) if args.strict_bounds else m, opt)
-            for r in checker.results(args.property):
-                results.append((shown, r))
+            if kind == "result":
+                results.append((shown, item))
                 if args.json:  # JSON Lines, flushed as each property finishes, so CI can stream it
                     progress.clear()
-                    print(json.dumps(render.result_json(shown, r) | ({"consts": consts} if consts else {})),
+                    print(json.dumps(render.result_json(shown, item) | ({"consts": consts} if consts else {})),
                           flush=True)
-            if not (args.no_diagnostics or args.property) and opt.engine != "bmc":  # notes are per machine
-                for f in checker.diagnostics():
-                    notes.append(render.diagnostic_line(shown, m, f))
-                    if args.json:
-                        progress.clear()
-                        print(json.dumps(render.diagnostic_json(shown, m, f)), flush=True)
+            else:
+                notes.append(render.diagnostic_line(shown, m, item))
+                if args.json:
+                    progress.clear()
+                    print(json.dumps(render.diagnostic_json(shown, m, item)), flush=True)
     except Exception:
         if not was_interrupted():
             raise
@@ -343,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strict-bounds", action="store_true",
                    help="an update or key out of its declared range is a violation (built-in property in_bounds, "
                         "with a trace) rather than a disabled action; a spec sets this per machine with strict_bounds")
+    c.add_argument("--jobs", type=int, metavar="N", default=None,
+                   help="machines checked at once, each in a process of its own (default: one per CPU); "
+                        "the results are the same for any N")
     c.add_argument("--no-diagnostics", action="store_true",
                    help="skip the notes on never-enabled actions, bound-blocked actions and vacuous premises")
     c.add_argument("--quiet", action="store_true", help="no trace tables")

@@ -202,12 +202,17 @@ def _without_seconds(out: str) -> list[dict]:
 
 
 def test_results_are_the_same_on_every_run(run_cli) -> None:
-    """Budgets are counted in work, not seconds: two runs give byte-identical results but the time."""
+    """Budgets are counted in work, not seconds: two runs give byte-identical results but the
+    time, and so do runs that check one machine at a time or several side by side."""
     argv = ["check", "--json", "spec/examples/peterson.rf", str(SPECS / "ok" / "token_ring.rf"),
             str(SPECS / "counterexample" / "fairness.rf")]
     first = _without_seconds(run_cli(*argv)[1])
     second = _without_seconds(run_cli(*argv)[1])
     assert first == second and len(first) > 5
+    for jobs in ("1", "4"):
+        assert _without_seconds(run_cli(*argv, "--jobs", jobs)[1]) == first
+    machines = [r["machine"] for r in first]
+    assert machines == sorted(machines, key=machines.index) and len(set(machines)) > 2  # in file order, grouped
 
 
 @pytest.mark.slow

@@ -577,10 +577,15 @@ def _fingerprints(found: Search) -> str:
     return f" (64-bit fingerprints: collision probability <= {found.collision_probability:.0e})"
 
 
-def _size(node: object) -> int:
-    """The number of IR nodes under ``node``."""
-    own = 1 if not isinstance(node, tuple) and is_dataclass(node) else 0
-    return own + sum(_size(c) for c in ir.children(node))
+def _size(node: object, memo: dict[int, int] | None = None) -> int:
+    """The number of IR nodes under ``node`` (a subtree shared by expanded ``def``s counts at
+    every use; it is walked once)."""
+    memo = {} if memo is None else memo
+    known = memo.get(id(node))
+    if known is None:
+        own = 1 if not isinstance(node, tuple) and is_dataclass(node) else 0
+        known = memo[id(node)] = own + sum(_size(c, memo) for c in ir.children(node))
+    return known
 
 
 def replay_lasso(interp: Interpreter, lv: ir.Liveness, binding: dict, trace: list[Step], loop_start: int,
