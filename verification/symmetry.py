@@ -139,7 +139,7 @@ class Symmetry:
                 luts[c] = np.concatenate(([0], p + 1))
             for c in a.sets:
                 masks = np.arange(1 << a.n)
-                luts[c] = sum(((masks >> i) & 1) << int(p[i]) for i in range(a.n))
+                luts[c] = np.bitwise_or.reduce([((masks >> i) & 1) << int(p[i]) for i in range(a.n)])
         return src, {c: lut for c, lut in luts.items() if not np.array_equal(lut, np.arange(len(lut)))}
 
     def _permuter(self, perms: tuple[np.ndarray, ...], cols: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:

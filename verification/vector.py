@@ -124,7 +124,7 @@ class Layout:
             return 0 if x is None else int(x) - c.lo + 1
         return int(x) - c.lo
 
-    def decode(self, row: Sequence[int]) -> State:
+    def decode(self, row: Sequence[int] | np.ndarray) -> State:
         out = []
         for v in self.machine.vars:
             where = self.of_var[v.name]
