@@ -313,6 +313,13 @@ def cmd_codes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (anything else is a usage error, exit 2)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="racefree", description="Prove, refute and explain protocol state machines.",
                                 epilog="Exit codes: 0 every verdict as expected (or the command did what was "
@@ -355,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strict-bounds", action="store_true",
                    help="an update or key out of its declared range is a violation (built-in property in_bounds, "
                         "with a trace) rather than a disabled action; a spec sets this per machine with strict_bounds")
-    c.add_argument("--jobs", type=int, metavar="N", default=None,
+    c.add_argument("--jobs", type=_positive, metavar="N", default=None,
                    help="machines checked at once, each in a process of its own (default: one per CPU); "
                         "the results are the same for any N")
     c.add_argument("--no-diagnostics", action="store_true",
