@@ -129,6 +129,19 @@ def test_fenced_disk_bound_beyond_the_default_instance(consts: dict[str, int]) -
     assert res.verdict == "holds" and res.bound is None, res
 
 
+@pytest.mark.slow
+def test_fenced_slot_ring_at_two_slots() -> None:
+    """The fenced ring beyond its default instance (N = 1): two slots, every property, liveness
+    included, on its 75,925 reachable states (the fast engine makes this a few seconds)."""
+    checker = MachineChecker(load_instance(PROTOCOLS / "slot_ring.rf", "SlotRingFenced", {"N": 2}), Options())
+    results = checker.check_all()
+    assert len(results) == 11
+    for res in results:
+        assert res.verdict == "holds", (res.prop, res.verdict, res.detail)
+    graph = checker.graph()
+    assert graph is not None and graph.size == 75_925
+
+
 def test_fenced_disk_bound_needs_the_purge_before_publish(tmp_path: Path) -> None:
     """Teeth for the test above: the fenced variant without the `trash == {}` guard breaks the bound."""
     text = (PROTOCOLS / "ckpt_retention.rf").read_text()
