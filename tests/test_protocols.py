@@ -142,6 +142,24 @@ def test_fenced_slot_ring_at_two_slots() -> None:
     assert graph is not None and graph.size == 75_925
 
 
+@pytest.mark.slow
+def test_trace_b_prime_at_two_rollouts() -> None:
+    """gpu_alloc hooks_wired with a second rollout (R = 2; the bundled instance has R = 1): the
+    brief's trace B'. A clear of rollout 0 delivered after the begin report of rollout 1
+    erases the pipeline's progress; nothing is queued for it, so the planner never sees it
+    again: a fair lasso in which it starves. 1,534,828 states, so the state graph is allowed
+    to be larger than `racefree check`'s default."""
+    m = load_instance(PROTOCOLS / "gpu_alloc.rf", "GpuAllocHooksWired", {"R": 2})
+    checker = MachineChecker(m, Options(graph_states=2_000_000))
+    res = checker.check("no_starvation")
+    assert res.verdict == "violated" and res.method == "lasso" and res.replayed and res.trace
+    steps = [(s.action, s.args) for s in res.trace]
+    stale = [i for i, (a, args) in enumerate(steps) if a == "deliver_clear" and args[1] == 0
+             and ("deliver_begin", (args[0], 1)) in steps[:i]]
+    assert stale, steps  # the stale clear, after the same pipeline's begin of rollout 1
+    assert checker.check("rollouts_complete").verdict == "violated"
+
+
 def test_fenced_disk_bound_needs_the_purge_before_publish(tmp_path: Path) -> None:
     """Teeth for the test above: the fenced variant without the `trash == {}` guard breaks the bound."""
     text = (PROTOCOLS / "ckpt_retention.rf").read_text()
