@@ -90,6 +90,25 @@ machine Wide
 """
 
 
+# S is sorted, and its sets live in a map keyed by W (enumerated): W's permutations reorder S's tuples.
+MIXED = """
+machine Mixed
+  symmetric type S = 0..2
+  symmetric type W = 0..1
+  var owner: S -> W? = none
+  var has: W -> set S = {}
+  action grab(w: W, s: S)
+    requires owner[s] == none
+    owner[s] := w
+    has[w] := has[w] union {s}
+  action put(w: W, s: S)
+    requires owner[s] == w
+    owner[s] := none
+    has[w] := has[w] minus {s}
+  invariant consistent: forall w: W, s: S. (s in has[w]) == (owner[s] == w)
+"""
+
+
 def machine(text: str, name: str, **consts: int) -> ir.Machine:
     if consts:
         text += f"\nmachine Sized extends {name}\n" + "".join(f"  override const {k} = {v}\n" for k, v in consts.items())
@@ -148,6 +167,7 @@ CASES = [
     pytest.param(TOKEN, "Token", {}, id="token: enumerated only"),
     pytest.param(TOKEN, "TokenRacy", {}, id="token-bug"),
     pytest.param(WIDE, "Wide", {}, id="wide and hashed tuples"),
+    pytest.param(MIXED, "Mixed", {}, id="sets of the sorted type in a map keyed by an enumerated one"),
 ]
 
 

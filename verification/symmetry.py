@@ -112,7 +112,10 @@ class Symmetry:
         self._key_bits = sum(bits for _, bits, _ in self._key_fields)
         in_keys = {int(c) for cols, _, _ in self._key_fields for c in cols}
         self._rest = np.array([c for c in range(width) if c not in in_keys], dtype=np.int64)
-        self._fast = a is not None and self._key_bits <= LUT_KEY_BITS
+        # The lookup tables recode a tuple's fields; they cannot reorder them, which an enumerated
+        # type does when it keys a map holding sets of the sorted type (`has: W -> set S`).
+        moved_by_enumerated = {int(c) for e in self.enumerated for cols in e.keyed for c in cols}
+        self._fast = a is not None and self._key_bits <= LUT_KEY_BITS and not (in_keys & moved_by_enumerated)
         if self._fast:
             # per permutation: its lookup table on sorted tuples, and its action on the other cells
             self._perms: list[tuple[np.ndarray | None, Callable[[np.ndarray], np.ndarray]]] = [
