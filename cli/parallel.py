@@ -39,6 +39,11 @@ def default_jobs() -> int:
 def check_machines(machines: list[ir.Machine], check: Check, jobs: int,
                    progress: Callable[[str], None]) -> Iterator[tuple[int, str, Any]]:
     """(machine index, kind, item) for every result and note, in machine order."""
+    if "fork" not in multiprocessing.get_all_start_methods():  # Windows: one machine after another, here
+        for i, m in enumerate(machines):
+            for kind, item in check(m, progress):
+                yield i, kind, item
+        return
     ctx = multiprocessing.get_context("fork")
     inbox: Any = ctx.Queue()
     running: dict[int, Any] = {}

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, jsonl
+from .conftest import EXAMPLES, ROOT, jsonl
 
 KEYS = {"file", "machine", "property", "kind", "verdict", "method", "bound", "seconds", "expected",
         "trace", "certificate", "states"}
@@ -137,3 +137,21 @@ def test_console_script_runs_without_traceback_on_bad_spec(tmp_path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "error[RF021]" in proc.stderr
+
+
+def test_check_runs_in_process_where_fork_is_missing(monkeypatch) -> None:
+    """On a platform without fork (Windows) machines are checked one after another, in order."""
+    import multiprocessing
+
+    from racefree.cli import parallel
+    from racefree.spec.loader import load_file
+
+    machines = load_file(EXAMPLES / "slots.rf").machines
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+
+    def check(m, progress):
+        yield "result", m.name
+        yield "note", m.name
+
+    out = list(parallel.check_machines(machines, check, 2, lambda message: None))
+    assert out == [(i, kind, m.name) for i, m in enumerate(machines) for kind in ("result", "note")]
