@@ -59,23 +59,9 @@ WIDE = """
 machine Wide
   symmetric type R = 0..2
   symmetric type T = 0..1
-  var a: R -> 0..7 = 0
-  var b: R -> 0..7 = 0
-  var c: R -> 0..7 = 0
-  var d: R -> 0..7 = 0
-  var e: R -> 0..7 = 0
-  var f: R -> 0..3 = 0
+""" + "".join(f"  var {x}: R -> 0..7 = 0\n" for x in "abcde") + """  var f: R -> 0..3 = 0
   var done: set R = {}
-  var u1: T -> 0..255 = 0
-  var u2: T -> 0..255 = 0
-  var u3: T -> 0..255 = 0
-  var u4: T -> 0..255 = 0
-  var u5: T -> 0..255 = 0
-  var u6: T -> 0..255 = 0
-  var u7: T -> 0..255 = 0
-  var u8: T -> 0..255 = 0
-  var u9: T -> 0..255 = 0
-  action step(r: R)
+""" + "".join(f"  var u{i}: T -> 0..255 = 0\n" for i in range(1, 10)) + """  action step(r: R)
     requires a[r] < 3
     a[r] := a[r] + 1
     e[r] := min(e[r] + 2, 7)

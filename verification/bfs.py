@@ -282,6 +282,11 @@ class Search:
             steps.append(Step(name, args, pm.layout.decode(row)))
         return steps
 
+    @cached_property
+    def states_held(self) -> int:
+        """How many states the search stands for: its size, or under symmetry its orbits' sizes summed."""
+        return self.size if self.symmetry is None else int(self.symmetry.orbit_sizes(self.states).sum())
+
     @property
     def collision_probability(self) -> float:
         """An upper bound on the chance that two distinct states shared a fingerprint (0 if exact)."""

@@ -304,7 +304,7 @@ class MachineChecker:
         if found.symmetry is None:
             return note
         note = f" up to symmetry of {', '.join(found.symmetry.names)} ({found.size:,} orbits" + (
-            f" of {int(found.symmetry.orbit_sizes(found.states).sum()):,} states)" if self.opt.symmetry == "count"
+            f" of {found.states_held:,} states)" if self.opt.symmetry == "count"
             else ")") + note
         return note
 
