@@ -217,25 +217,22 @@ class _Printer:
 def recheck(enc: Encoding, text: str, prop: z3.BoolRef, limits: Limits) -> None:
     """Parse, type-check and re-encode ``text``; raise CertificateRejected unless it is inductive
     and implies ``prop`` (a formula over the base frame)."""
+    implies_property(enc, inductive_invariant(enc, text, limits), prop, limits)
+
+
+def inductive_invariant(enc: Encoding, text: str, limits: Limits) -> z3.BoolRef:
+    """``text`` parsed, type-checked and re-encoded over the base frame, once it is checked to hold
+    initially and to be preserved by every step; raise CertificateRejected otherwise. One
+    certificate shared by several properties is checked once, then each implication alone."""
     m = enc.machine
     parsed = check_expression(m, parse_expression(text, f"<certificate of {m.name}>"))
     x = enc.base
     nxt = enc.frame("'")
     cert = z3.And(enc.invariant(parsed, x), enc.domain_constraint(x))
     cert_next = z3.And(enc.invariant(parsed, nxt), enc.domain_constraint(nxt))
-    s = limits.solver()
-
-    def unsat(*fs: z3.BoolRef) -> bool:
-        s.push()
-        s.add(*fs)
-        r = limits.check(s)
-        s.pop()
-        return r == z3.unsat
-
-    if not unsat(enc.init(x), z3.Not(cert)):
+    if not _unsat(limits, enc.init(x), z3.Not(cert)):
         raise CertificateRejected("the initial state does not satisfy the invariant")
-    if not unsat(cert, z3.Not(prop)):
-        raise CertificateRejected("the invariant does not imply the property")
+    s = limits.solver()
     pick = z3.Int("pick?")
     s.add(cert, enc.step_relation(x, nxt, pick), z3.Not(cert_next))
     r = limits.check(s)
@@ -244,3 +241,16 @@ def recheck(enc: Encoding, text: str, prop: z3.BoolRef, limits: Limits) -> None:
         raise CertificateRejected(f"the invariant is not preserved by {culprit}")
     if r != z3.unsat:
         raise CertificateRejected("the inductiveness check ran out of its work budget")
+    return cert
+
+
+def implies_property(enc: Encoding, cert: z3.BoolRef, prop: z3.BoolRef, limits: Limits) -> None:
+    """Raise CertificateRejected unless the (checked) invariant ``cert`` implies ``prop``."""
+    if not _unsat(limits, cert, z3.Not(prop)):
+        raise CertificateRejected("the invariant does not imply the property")
+
+
+def _unsat(limits: Limits, *fs: z3.BoolRef) -> bool:
+    s = limits.solver()
+    s.add(*fs)
+    return limits.check(s) == z3.unsat

@@ -23,6 +23,7 @@ from racefree.spec.ir import TBool, TEmptySet, TInt, TMap, TNone, TOption, TSet,
 from racefree.spec.values import show_scalar
 
 from .result import Stutter
+from .subtrees import SubtreeKeys
 
 NONE = -(2**31)  # the encoding of `none` in an optional cell
 TRUE = z3.BoolVal(True)  # "always defined": compared by identity so no Z3 terms are built for it
@@ -106,6 +107,11 @@ class Encoding:
         for v in m.vars:
             self.layout[v.name] = self._alloc(v.name, v.name, v.ty)  # type: ignore[arg-type]
         self.base = self.frame("")
+        # Translations over the base frame, memoised per subtree and the parameter values it reads
+        # (expanded defs repeat subtrees across and within ground actions).
+        self._base_view = self.view(self.base)
+        self._keys = SubtreeKeys()
+        self._memo: dict[tuple[int, tuple[Any, ...]], tuple[Val, z3.BoolRef]] = {}
         self._index = {c.name: i for i, c in enumerate(self.cells)}
         self._steps: dict[tuple[tuple[int, ...] | None, str], tuple[z3.BoolRef, z3.ArithRef, list[z3.ExprRef]]] = {}
         self.init_values = self._initial_values()
@@ -232,7 +238,8 @@ class Encoding:
 
     def invariant(self, e: ir.Expr, frame: Sequence[z3.ExprRef], env: dict[str, Any] | None = None) -> z3.BoolRef:
         """A boolean state expression as a formula: true only where it is defined and holds."""
-        value, defined = self.expr(e, env or {}, self.view(frame))
+        view = self._base_view if frame is self.base else self.view(frame)
+        value, defined = self.expr(e, env or {}, view)
         return value if defined is TRUE else z3.And(defined, value)
 
     # ------------------------------------------------------------- grounding
@@ -241,7 +248,7 @@ class Encoding:
         domains = [ir.domain(p.ty) for p in a.params]  # type: ignore[arg-type]
         for args in _product(domains):
             env = {p.name: x for p, x in zip(a.params, args, strict=True)}
-            view = self.view(self.base)
+            view = self._base_view
             guard_expr: ir.Expr = ir.BoolLit(True, ty=TBool())
             for r in a.requires:
                 guard_expr = r if guard_expr == ir.BoolLit(True) else ir.Binary("and", guard_expr, r, ty=TBool())
@@ -322,6 +329,15 @@ class Encoding:
     # ------------------------------------------------------------ expressions
     def expr(self, e: ir.Expr, env: dict[str, Any], view: dict[str, Any]) -> tuple[Val, z3.BoolRef]:
         """(value, defined) of a typed expression; ``env`` binds parameters to concrete values."""
+        if view is not self._base_view:
+            return self._expr(e, env, view)
+        key = self._keys.key(e, env)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self._expr(e, env, view)
+        return hit
+
+    def _expr(self, e: ir.Expr, env: dict[str, Any], view: dict[str, Any]) -> tuple[Val, z3.BoolRef]:
         T = TRUE
         match e:
             case ir.IntLit(v):

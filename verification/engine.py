@@ -17,10 +17,12 @@ shared. It settles a
 property exactly (shortest safety traces in BFS order, fair cycles by SCC
 analysis), which on protocol models with many interleavings is far cheaper than
 deep BMC or lasso unrolling, and needs no Z3 encoding. It is searched first for a
-property expected to be violated, for every property once it exists, and for
-everything on machines whose expanded actions are too large to encode quickly;
-otherwise a certified proof is tried first. ``expect`` only orders the engines:
-every verdict is still computed.
+property expected to be violated. A safety property expected to hold is first
+proven from the machine's declared invariants (Houdini, one re-checked certificate
+for all of them) when they imply it, at any instance size; failing that, the graph
+settles it once the graph exists, or on machines whose expanded actions are too
+large for Spacer; otherwise a certified Spacer proof is tried first. ``expect``
+only orders the engines: every verdict is still computed.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from . import bmc as bmc_mod
 from . import liveness as live
 from .bfs import PackedGraph, PackedMachine, Search, search
 from .bmc import full_trace
-from .certificate import CertificateRejected, recheck, to_spec
+from .certificate import CertificateRejected, implies_property, inductive_invariant, recheck, to_spec
 from .dfs import depth_first
 from .diagnostics import Finding, Question, questions
 from .encode import Encoding
@@ -125,7 +127,9 @@ class MachineChecker:
         self._reduced: Search | None | bool = False  # False: not searched yet; None: too large
         self._reduced_early: Search | None = None  # stopped once the expected violations were found
         self._symmetry_unused = ""  # why declared symmetric types are not used, if they are not
-        self._lemmas: list[str] | None = None
+        self._lemmas: list[str] | None = None  # Houdini's survivors among the declared invariants
+        self._lemma_text = ""  # their conjunction, the certificate of every property they prove
+        self._lemma_cert: z3.BoolRef | None = None  # ... encoded, once it re-checked as inductive
         self._stage = "proof"  # the engine running now
 
     @property
@@ -193,9 +197,13 @@ class MachineChecker:
                     and self.packed is None:
                 # Through the interpreter, a shallow bug costs less than a state graph that may be too large.
                 res = self._shallow_bmc(p)
+            if res is None and self.m.expected(prop) != "violated":
+                # A design expected to hold is proven from its own invariants when they suffice
+                # (an unbounded proof, and cheaper than a state graph), whatever the instance's size.
+                res = self._lemma_proof(p)
             if res is None and (self.graph_first or self.m.expected(prop) == "violated" or self._graph or self._reduced):
                 res = self._graph_search(p)  # exact on small instances: shortest trace, or every state seen
-            res = res or self._lemma_proof(p) or self._prove(p)
+            res = res or self._prove(p)
         return res
 
     @cached_property
@@ -206,7 +214,7 @@ class MachineChecker:
     @cached_property
     def graph_first(self) -> bool:
         """Machines whose actions are large once their defs are expanded (a planner contract,
-        say) are slow to encode for Z3 and cheap to enumerate: search their state graph first."""
+        say) are slow for Spacer and cheap to enumerate: search their state graph first."""
         return _size(self.m.actions) > SYMBOLIC_FIRST_MAX_NODES
 
     @property
@@ -310,12 +318,19 @@ class MachineChecker:
 
     def diagnostics(self) -> list[Finding]:
         """Never-enabled actions, bound-blocked actions and vacuous premises (diagnostics.py): exact
-        from the state graph when a property built it, else from cheap symbolic queries."""
+        from the reachable states when there are at most ``graph_states`` of them, else from cheap
+        symbolic queries."""
         if self._too_large():
             return []
         graph = self._graph if isinstance(self._graph, StateGraph | PackedGraph) else None
-        if graph is None and isinstance(self._reduced, Search):  # every question is symmetric: orbits will do
-            graph = PackedGraph(self._reduced, self.opt.stutter)
+        if graph is None and self.packed is not None:
+            # No property needed the graph (proofs settled them): the reachable states without edges
+            # answer every question, and cost far less than a symbolic query each. Every question is
+            # symmetric, so one state per orbit will do.
+            self._stage_is("explicit", f"{self.m.name}: diagnostics, enumerating states")
+            found = self.reduced() if self.symmetry is not None else search(self.packed, self.opt.graph_states)
+            if found is not None and found.complete:
+                graph = PackedGraph(found, self.opt.stutter)
         taken = graph.taken_actions() if graph is not None else set()
         out = []
         for q in questions(self.interp):
@@ -362,21 +377,28 @@ class MachineChecker:
         return True, trace
 
     def _lemma_proof(self, p: Safety) -> Result | None:
-        """A proof by the machine's own invariants: the largest inductive subset (Houdini), re-checked."""
+        """A proof by the machine's own invariants: the largest inductive subset (Houdini), re-checked
+        once as a certificate, then shown to imply each property."""
         if self._lemmas is None:
             self._stage_is("proof", f"{self.m.name}: Houdini over the declared invariants")
             cands = {i.name: self.enc.invariant(i.expr, self.enc.base) for i in self.m.invariants}
             self._lemmas = houdini(self.enc, cands, self.opt.limits).inductive
+            if self._lemmas:
+                self._lemma_text = " and ".join(f"({show_expr(self.m.invariant(n).expr)})" for n in self._lemmas)
+                try:
+                    self._lemma_cert = inductive_invariant(self.enc, self._lemma_text, self.opt.limits)
+                except CertificateRejected:
+                    self._lemmas = []
         lemmas = self._lemmas
         if not lemmas or (p.name not in (ir.DEADLOCK_FREE, ir.IN_BOUNDS) and p.name not in lemmas):
             return None
-        text = " and ".join(f"({show_expr(self.m.invariant(n).expr)})" for n in lemmas)
+        assert self._lemma_cert is not None
         try:
-            recheck(self.enc, text, p.formula, self.opt.limits)
+            implies_property(self.enc, self._lemma_cert, p.formula, self.opt.limits)
         except CertificateRejected:
             return None
         others = len(lemmas) - (p.name in lemmas)
-        return Result(self.m, p.name, "holds", "proof", None, certificate=text,
+        return Result(self.m, p.name, "holds", "proof", None, certificate=self._lemma_text,
                       detail=f"inductive together with {others} other declared invariant(s) (Houdini); re-checked")
 
     def _safety(self, prop: str) -> Safety:

@@ -33,6 +33,8 @@ from racefree.spec import ir
 from racefree.spec.ir import TBool, TEmptySet, TEnum, TInt, TMap, TNone, TOption, TSet, Ty
 from racefree.spec.values import State
 
+from .subtrees import SubtreeKeys
+
 NONE = -(2**31)  # `none` in a decoded optional column (as in the Z3 encoding)
 MAX_SET_WIDTH = 62  # a set is a bit mask in an int64
 
@@ -297,10 +299,7 @@ class Compiler:
         self.consts = dict(m.const_values)
         self.members = {name: i for e in m.enums for i, name in enumerate(e.members)}
         self._memo: dict[tuple[int, tuple[Any, ...]], tuple[Val, Term]] = {}
-        self._sid: dict[int, int] = {}
-        self._sids: dict[tuple[Any, ...], int] = {}
-        self._free: dict[int, tuple[str, ...]] = {}
-        self._keep: list[object] = []  # nodes whose id() is a memo key stay alive
+        self._keys = SubtreeKeys()
 
     # -------------------------------------------------------------- columns
     def column(self, i: int) -> Val:
@@ -330,43 +329,9 @@ class Compiler:
             return self.ops.ite(self.ops.binop("==", v, NONE), 0, self.ops.binop("-", v, c.lo - 1))
         return v if c.lo == 0 else self.ops.binop("-", v, c.lo)
 
-    # -------------------------------------------------------------- memo keys
-    def _structure(self, e: object) -> int:
-        """An id equal for structurally equal IR subtrees (without hashing whole trees each time)."""
-        key = id(e)
-        sid = self._sid.get(key)
-        if sid is None:
-            if isinstance(e, tuple):
-                parts: tuple[Any, ...] = ("()", *[self._structure(c) for c in e])
-            else:
-                scalars = tuple((f, getattr(e, f)) for f in getattr(e, "__dataclass_fields__", ())
-                                if f not in ("loc", "ty") and not _is_node(getattr(e, f)))
-                kind = getattr(e, "kind", None) if isinstance(e, ir.Name) else None
-                parts = (type(e).__name__, scalars, kind, *[self._structure(c) for c in ir.children(e)])
-            sid = self._sids.setdefault(parts, len(self._sids))
-            self._sid[key] = sid
-            self._keep.append(e)
-        return sid
-
-    def _locals(self, e: object) -> tuple[str, ...]:
-        """The parameters and bound variables ``e`` reads (its value depends on nothing else but the state)."""
-        key = id(e)
-        hit = self._free.get(key)
-        if hit is None:
-            if isinstance(e, ir.Name):
-                out = {e.id} if e.kind in ("param", "bound") else set()
-            else:
-                out = set().union(*[self._locals(c) for c in ir.children(e)])
-                if isinstance(e, ir.Quant):
-                    out -= {b.name for b in e.binders}
-                elif isinstance(e, ir.SetComp):
-                    out -= {e.binder.name}
-            hit = self._free[key] = tuple(sorted(out))
-        return hit
-
     def expr(self, e: ir.Expr, env: dict[str, Any]) -> tuple[Val, Term]:
         """(value, defined) of a typed expression under concrete parameter values."""
-        key = (self._structure(e), tuple(env[n] for n in self._locals(e)))
+        key = self._keys.key(e, env)
         hit = self._memo.get(key)
         if hit is None:
             hit = self._memo[key] = self._expr(e, env)
@@ -665,10 +630,6 @@ class Compiler:
         """A boolean state expression: true where it is defined and holds."""
         v, d = self.expr(e, env or {})
         return self.ops.and_(v, d)
-
-
-def _is_node(x: object) -> bool:
-    return isinstance(x, tuple) or hasattr(x, "__dataclass_fields__")
 
 
 def _set_shape(ty: Ty | None) -> tuple[int, int]:
