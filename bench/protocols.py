@@ -46,12 +46,23 @@ def main() -> None:
         print("| property | " + " | ".join(m.name for m in machines) + " |")
         print("|---|" + "---|" * len(machines))
         for p in props:
-            print(f"| {p} | " + " | ".join(cells[m.name].get(p, "-") for m in machines) + " |")
+            if not p.startswith("lemma_"):  # the lemmas are summed up in one row
+                print(f"| {p} | " + " | ".join(cells[m.name].get(p, "-") for m in machines) + " |")
+        if any(p.startswith("lemma_") for p in props):
+            print("| lemma_* | " + " | ".join(_lemmas(cells[m.name]) for m in machines) + " |")
         print("\n| machine | states | enumeration s | total s |\n|---|---|---|---|")
         for name, states, enum_s, total in costs:
             print(f"| {name} | {states if states is not None else 'too many'} | {enum_s:.2f} | {total:.2f} |")
     print(f"\nall bundled protocol specs: {time.perf_counter() - grand:.1f} s")
     print("over the per-property target (excluding shared enumeration): " + (", ".join(slow) or "none"))
+
+
+def _lemmas(row: dict[str, str]) -> str:
+    """How many of a machine's lemma_* invariants hold, and by which methods."""
+    verdicts = [v for p, v in row.items() if p.startswith("lemma_")]
+    if not verdicts:
+        return "-"
+    return f"{len(verdicts)}: " + "; ".join(sorted(set(verdicts)))
 
 
 if __name__ == "__main__":
