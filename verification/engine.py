@@ -7,9 +7,11 @@ handed to BMC for the *shortest* trace, which is replayed; if Spacer gives up,
 k-induction is tried, then explicit search (reported as ``unknown`` when it
 cannot finish).
 
-Liveness: liveness-to-safety proofs on slices first; otherwise the shortest fair
-lasso on the whole machine, replayed; otherwise a whole-machine proof; otherwise
-``unknown`` with the lasso length searched.
+Liveness: the state graph first when the fast engine translates the machine and the
+graph fits in ``graph_states`` (fair SCCs: exact, and cheaper than a failed proof
+attempt); then liveness-to-safety proofs on slices; otherwise the shortest fair lasso on
+the whole machine, replayed; otherwise a whole-machine proof; otherwise ``unknown``
+with the lasso length searched.
 
 The state graph: when the reachable states fit in ``graph_states`` the graph is built
 once per machine (by the fast engine, bfs.py, when the machine compiles to it) and
@@ -531,7 +533,11 @@ class MachineChecker:
         if self.opt.engine == "explicit":
             return self._liveness_explicit(lv)
         proving = self.opt.engine in ("auto", "prove")
-        if proving and (self.graph_first or self.m.expected(lv.name) == "violated" or self._graph):
+        if proving and (self.graph_first or self.m.expected(lv.name) == "violated" or self._graph
+                        or self.packed is not None):
+            # The fast engine enumerates up to graph_states in a second or two, less than a failed
+            # liveness-to-safety attempt costs, and exactly; liveness-to-safety is for the
+            # instances past that (and for machines the fast engine does not translate).
             found = self._liveness_explicit(lv)
             if found.verdict != "unknown":
                 return found
