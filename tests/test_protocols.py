@@ -14,6 +14,7 @@ import pytest
 from racefree.spec import ir
 from racefree.spec.loader import load_file, load_instance, load_text
 from racefree.verification.engine import MachineChecker, Options
+from racefree.verification.result import STUTTER
 
 PROTOCOLS = Path(__file__).resolve().parent.parent / "spec" / "protocols"
 
@@ -142,6 +143,21 @@ def test_fenced_slot_ring_at_two_slots() -> None:
     graph = checker.graph()
     assert graph is not None and graph.size == 75_925
 
+
+
+def test_a_starvation_that_ends_in_a_deadlock_needs_no_state_graph() -> None:
+    """Past the state graph's size (forced here with graph_states=10), a liveness violation whose
+    run ends in a deadlock is still found: the fast engine's search for the first deadlock, then
+    the path plus a stutter loop, replayed as a fair lasso. Trace A's lasso is exactly that (P2
+    finishes, P1 waits in gen forever), so the lasso has the graph's length; request_granted's
+    obligation is met on the way to that deadlock, so it gets no such lasso."""
+    m = _machine(load_file(PROTOCOLS / "gpu_alloc.rf"), "GpuAllocPreFix")
+    checker = MachineChecker(m, Options(graph_states=10))
+    res = checker.check("no_starvation")
+    assert res.verdict == "violated" and res.method == "lasso" and res.replayed and res.bound == 25
+    assert "deadlock" in res.detail and res.trace[-1].action == STUTTER and res.loop_start == res.bound - 1
+    assert checker._graph is None  # the graph was not built
+    assert checker._deadlock_lasso(m.live("request_granted")) is None
 
 FENCED = [("slot_ring.rf", "SlotRingFenced"), ("slot_ring.rf", "SlotRingFencedLeaseReaper"),
           ("gpu_alloc.rf", "GpuAllocFenced"), ("ckpt_retention.rf", "CkptFenced")]

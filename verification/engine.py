@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, is_dataclass
 from functools import cached_property
+from itertools import product
 from math import prod
 from typing import Literal
 
@@ -128,6 +129,7 @@ class MachineChecker:
         self._packed: PackedMachine | None | bool = False  # False: not built yet; None: not supported
         self._reduced: Search | None | bool = False  # False: not searched yet; None: too large
         self._reduced_early: Search | None = None  # stopped once the expected violations were found
+        self._deadlocked: Search | None | bool = False  # stopped at the first deadlock (False: not searched)
         self._symmetry_unused = ""  # why declared symmetric types are not used, if they are not
         self._lemmas: list[str] | None = None  # Houdini's survivors among the declared invariants
         self._lemma_text = ""  # their conjunction, the certificate of every property they prove
@@ -541,6 +543,10 @@ class MachineChecker:
             found = self._liveness_explicit(lv)
             if found.verdict != "unknown":
                 return found
+            if self.m.expected(lv.name) == "violated":
+                stuck = self._deadlock_lasso(lv)
+                if stuck is not None:
+                    return stuck
         insts = live.instances(self.enc, lv)
         if proving:
             self._stage_is("proof", f"{self.m.name}.{lv.name}: liveness-to-safety on slices")
@@ -550,6 +556,9 @@ class MachineChecker:
             found = self._liveness_explicit(lv)
             if found.verdict != "unknown":
                 return found
+            stuck = self._deadlock_lasso(lv)
+            if stuck is not None:
+                return stuck
             # A proven instance has no lasso; instances whose slices are equal up to renaming
             # (symmetric slots, writers ...) have the same shortest lasso: search one of each.
             insts = proof.representatives
@@ -566,6 +575,42 @@ class MachineChecker:
         why = ("the solver's work budget ran out (raise --rlimit)" if spent else
                f"no fair lasso with up to {searched} steps (raise --depth)")
         return Result(self.m, lv.name, "unknown", "lasso", searched, kind="liveness", detail=why)
+
+    def _deadlock_lasso(self, lv: ir.Liveness) -> Result | None:
+        """A violation of ``lv`` that ends in a deadlock, on an instance too large for the state
+        graph. A run that reaches a state where nothing is enabled stops there for good, and that
+        run is fair (no action is ever enabled again), so if the property's obligation is still
+        pending there, the path to it plus a stutter loop is a fair lasso. The fast engine's
+        search for the first deadlock (breadth-first, stopping there, up to ``max_states``)
+        needs no edges; only that first deadlock is tried, and its lasso is replayed."""
+        found = self._first_deadlock()
+        i = found.first_bad.get(ir.DEADLOCK_FREE) if found is not None else None
+        if found is None or i is None:
+            return None
+        path = found.path(i)
+        trace = path + [Step(STUTTER, (), path[-1].state)]
+        for values in product(*[ir.domain(b.ty) for b in lv.binders]):  # type: ignore[arg-type]
+            binding = {b.name: v for b, v in zip(lv.binders, values, strict=True)}
+            try:
+                replay_lasso(self.interp, lv, binding, trace, len(path) - 1, self.opt.stutter)
+            except ReplayMismatch:
+                continue  # this instance's obligation is met on the way to the deadlock
+            return Result(self.m, lv.name, "violated", "lasso", len(trace) - 1, trace=trace,
+                          loop_start=len(path) - 1, kind="liveness", replayed=True, states=found.size,
+                          detail="the run stops in a deadlock with the obligation pending (breadth-first "
+                                 "search for the first deadlock, too many states for the graph); replayed")
+        return None
+
+    def _first_deadlock(self) -> Search | None:
+        """The breadth-first search stopped at the first deadlock (shared by the liveness properties)."""
+        if self._deadlocked is False:
+            self._deadlocked = None
+            if self.packed is not None:
+                self._stage_is("explicit", f"{self.m.name}: looking for a deadlock without the state graph")
+                self._deadlocked = search(self.packed, self.opt.max_states, props=[ir.DEADLOCK_FREE],
+                                          on_progress=lambda _, n: self._stage_is(
+                                              "explicit", f"{self.m.name}: looking for a deadlock, {n:,} states"))
+        return self._deadlocked  # type: ignore[return-value]
 
     def _live_proof(self, lv: ir.Liveness, instances: int, solved: int, how: str) -> Result:
         cert = (f"liveness-to-safety {how}: no fair cycle avoids the goal; {instances} instance(s), "
