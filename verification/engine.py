@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, is_dataclass
 from functools import cached_property
-from itertools import product
 from math import prod
 from typing import Literal
 
@@ -52,7 +51,7 @@ from .dfs import depth_first
 from .diagnostics import Finding, Question, questions
 from .encode import Encoding
 from .explicit import StateGraph, explore, state_graph
-from .fair import fair_instances, fair_violation
+from .fair import bindings, fair_instances, fair_violation
 from .houdini import houdini
 from .interrupts import stop_if_interrupted
 from .limits import Limits, WallClockTimeout
@@ -589,8 +588,7 @@ class MachineChecker:
             return None
         path = found.path(i)
         trace = path + [Step(STUTTER, (), path[-1].state)]
-        for values in product(*[ir.domain(b.ty) for b in lv.binders]):  # type: ignore[arg-type]
-            binding = {b.name: v for b, v in zip(lv.binders, values, strict=True)}
+        for binding in bindings(lv):
             try:
                 replay_lasso(self.interp, lv, binding, trace, len(path) - 1, self.opt.stutter)
             except ReplayMismatch:

@@ -16,7 +16,7 @@ loop are shortest paths, in the same breadth-first order as everything else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import product
@@ -102,8 +102,7 @@ def fair_violation(interp: Interpreter, lv: ir.Liveness, graph: Any) -> tuple[li
     ids = {key: k for k, key in enumerate(csr.labels)}
     # Fair instances that label no edge are never enabled: they oblige nothing.
     fair = [(ids[(a, args)], strong) for a, args, strong in fair_instances(interp) if (a, args) in ids]
-    for values in product(*[ir.domain(b.ty) for b in lv.binders]):  # type: ignore[arg-type]
-        binding = {b.name: v for b, v in zip(lv.binders, values, strict=True)}
+    for binding in bindings(lv):
         triggered, avoid = graph.live_masks(interp, lv, binding)
         roots = avoid & triggered
         if lv.kind == "eventually":
@@ -116,6 +115,12 @@ def fair_violation(interp: Interpreter, lv: ir.Liveness, graph: Any) -> tuple[li
             trace, loop_start = _lasso(graph.state, csr, roots, avoid, scc, fair)
             return trace, loop_start, binding
     return None
+
+
+def bindings(lv: ir.Liveness) -> Iterator[dict[str, Any]]:
+    """Every value of the property's ``forall`` prefix: one ground instance each."""
+    for values in product(*[ir.domain(b.ty) for b in lv.binders]):  # type: ignore[arg-type]
+        yield {b.name: v for b, v in zip(lv.binders, values, strict=True)}
 
 
 def _reach(csr: Csr, roots: np.ndarray, allowed: np.ndarray) -> np.ndarray:
