@@ -19,9 +19,10 @@ shared. It settles a
 property exactly (shortest safety traces in BFS order, fair cycles by SCC
 analysis), which on protocol models with many interleavings is far cheaper than
 deep BMC or lasso unrolling, and needs no Z3 encoding. It is searched first for a
-property expected to be violated. A safety property expected to hold is first
-proven from the machine's declared invariants (Houdini, one re-checked certificate
-for all of them) when they imply it, at any instance size; failing that, the graph
+property expected to be violated. On a machine with no expected violation (a design
+to prove), a safety property is first proven from the machine's declared invariants
+(Houdini, one re-checked certificate for all of them) when they imply it, at any
+instance size; failing that, the graph
 settles it once the graph exists, or on machines whose expanded actions are too
 large for Spacer; otherwise a certified Spacer proof is tried first. ``expect``
 only orders the engines: every verdict is still computed.
@@ -64,6 +65,9 @@ from .vector import Unsupported
 EngineName = Literal["auto", "prove", "bmc", "explicit"]
 SymmetryMode = Literal["on", "off", "count"]
 SYMBOLIC_FIRST_MAX_NODES = 5_000  # above this many IR nodes in its actions, a machine is searched explicitly first
+# Diagnostics enumerate up to this many states (or orbits) when no property built the graph:
+# about a second; past it, a symbolic query per question is usually the cheaper answer.
+DIAGNOSTIC_STATES = 100_000
 SHALLOW_DEPTH = 10  # an expected violation is first looked for this deep by BMC, before any state graph
 Progress = Callable[[str], None]
 
@@ -200,19 +204,26 @@ class MachineChecker:
                     and self.packed is None:
                 # Through the interpreter, a shallow bug costs less than a state graph that may be too large.
                 res = self._shallow_bmc(p)
-            if res is None and self.m.expected(prop) != "violated":
-                # A design expected to hold is proven from its own invariants when they suffice
-                # (an unbounded proof, and cheaper than a state graph), whatever the instance's size.
+            if res is None and self.expects_no_bug:
+                # A design expected to hold everywhere is proven from its own invariants when they
+                # suffice (an unbounded proof, and cheaper than a state graph), whatever the
+                # instance's size. A machine with expected bugs builds the graph for their traces
+                # anyway, and the graph then settles the rest exactly.
                 res = self._lemma_proof(p)
             if res is None and (self.graph_first or self.m.expected(prop) == "violated" or self._graph or self._reduced):
                 res = self._graph_search(p)  # exact on small instances: shortest trace, or every state seen
-            res = res or self._prove(p)
+            res = res or self._lemma_proof(p) or self._prove(p)
         return res
 
     @cached_property
     def ground_actions(self) -> int:
         """How many instances the actions have, one per combination of parameter values."""
         return sum(prod(len(ir.domain(p.ty)) for p in a.params) for a in self.m.actions)  # type: ignore[arg-type]
+
+    @cached_property
+    def expects_no_bug(self) -> bool:
+        """No property of the machine is expected to be violated (a design to prove)."""
+        return all(self.m.expected(p) != "violated" for p in self.m.property_names)
 
     @cached_property
     def graph_first(self) -> bool:
@@ -331,8 +342,9 @@ class MachineChecker:
             # answer every question, and cost far less than a symbolic query each. Every question is
             # symmetric, so one state per orbit will do.
             self._stage_is("explicit", f"{self.m.name}: diagnostics, enumerating states")
-            found = self.reduced() if self.symmetry is not None else search(self.packed, self.opt.graph_states)
-            if found is not None and found.complete:
+            found = self._reduced if isinstance(self._reduced, Search) else search(
+                self.packed, DIAGNOSTIC_STATES, symmetry=self.symmetry)
+            if found.complete:
                 graph = PackedGraph(found, self.opt.stutter)
         taken = graph.taken_actions() if graph is not None else set()
         out = []
