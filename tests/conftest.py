@@ -33,3 +33,9 @@ def jsonl(out: str, diagnostics: bool = False) -> list[dict]:
     """``racefree check --json`` output, one JSON object per line: the properties (and the diagnostics)."""
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
     return [r for r in rows if diagnostics or r["kind"] != "diagnostic"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (the order is otherwise kept): pytest-xdist hands tests out in this
+    order, and a long test handed out last runs alone while the other workers sit idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
