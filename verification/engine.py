@@ -212,7 +212,7 @@ class MachineChecker:
                 res = self._lemma_proof(p)
             if res is None and (self.graph_first or self.m.expected(prop) == "violated" or self._graph or self._reduced):
                 res = self._graph_search(p)  # exact on small instances: shortest trace, or every state seen
-            res = res or self._lemma_proof(p) or self._prove(p)
+            res = res or (None if self.expects_no_bug else self._lemma_proof(p)) or self._prove(p)  # tried above
         return res
 
     @cached_property
