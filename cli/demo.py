@@ -22,8 +22,9 @@ def add_demo_parser(sub: Any) -> None:
     c = which.add_parser("ckpt", help="trainer, orchestrator and readers sharing checkpoint folders (torch files)",
                          description="Runs a trainer publishing torch state dicts, an orchestrator and readers "
                                      "in real processes under one policy, then replays their JSONL traces "
-                                     "through the spec. Exit 0: no load failure and the replay conforms; 1: "
-                                     "otherwise; 2: bad options.")
+                                     "through the spec. Exit 0: the run finished every step, every worker ended "
+                                     "normally, no load failed and the replay conforms; 1: otherwise (the report "
+                                     "says which worker failed and why); 2: bad options.")
     c.add_argument("--policy", choices=["pre_fix", "post_fix", "fenced"], default="fenced",
                    help="the retention rule, from its generated spec variant (default fenced)")
     c.add_argument("--steps", type=int, default=20, help="steps the trainer publishes (default 20)")
@@ -39,7 +40,8 @@ def add_demo_parser(sub: Any) -> None:
     c.add_argument("--no-eval", action="store_true", help="fenced: no eval reader")
     c.add_argument("--monitor", action="store_true", help="check every spec invariant after each transition")
     c.add_argument("--dir", type=Path, default=None, help="broadcast folder (default: a temporary one, removed)")
-    c.add_argument("--timeout", type=float, default=120.0, help="seconds any worker may wait (default 120)")
+    c.add_argument("--timeout", type=float, default=120.0, help="seconds any worker may wait while the run stands still; "
+                   "the clock restarts on every committed transition (default 120)")
     c.add_argument("--json", action="store_true", help="print the report as one JSON object")
     c.set_defaults(func=cmd_demo_ckpt)
 
@@ -90,7 +92,7 @@ def cmd_demo_ckpt(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         print(_text(report))
-    return 0 if report["load_failures"] == 0 and report["torn_reads"] == 0 and report["replay"] == "ok" else 1
+    return 0 if report["ok"] else 1
 
 
 def ckpt_report(run: Any) -> dict[str, Any]:
@@ -110,6 +112,7 @@ def ckpt_report(run: Any) -> dict[str, Any]:
     e = 1 if cfg.policy == "fenced" else 0  # the spec's E: only the fenced variant has an eval reader
     report: dict[str, Any] = {
         "policy": cfg.policy,
+        "steps": cfg.steps,
         "steps_published": counts.get("publish_close", 0),
         "steps_loaded": counts.get("load_done", 0),
         "load_failures": run.total("load_failures"),
@@ -124,12 +127,15 @@ def ckpt_report(run: Any) -> dict[str, Any]:
         "crashed": bool(run.final.crashed),
         "divergences": run.total("divergences"),
         "errors": run.errors,
-        "worker_exits": {k: v for k, v in run.exit_codes.items() if v != 0},  # stopped runs: 143 (SIGTERM)
+        "completed": run.finished,
+        "failed_workers": run.failed_workers(),
         "dir": str(run.root),
         "replay_command": (f"racefree replay {spec_path()} --machine {cfg.machine} "
                            + " ".join(f"--const {k}={v}" for k, v in cfg.consts.items())
                            + f" {run.traces}/*.jsonl"),
     }
+    report["ok"] = bool(report["completed"] and not report["failed_workers"] and report["load_failures"] == 0
+                        and report["torn_reads"] == 0 and report["replay"] == "ok")
     if result.outcome != "ok":
         report["replay_property"] = result.prop  # None when an event was not enabled at all
         report["replay_violations"] = [p for p, _ in result.violations]
@@ -146,6 +152,10 @@ def _text(r: dict[str, Any]) -> str:
         f"  step folders on disk: at most {r['max_step_dirs_on_disk']} (the spec's bound K = {r['disk_bound']})",
         f"  replay of {r['events']} events: {r['replay']}",
     ]
+    if not r["completed"]:
+        lines.append(f"  the run did not finish: {r['steps_published']} of {r['steps']} steps published")
+    for worker, why in r["failed_workers"].items():
+        lines.append(f"  worker {worker}: {why}")
     if r["replay"] != "ok":
         lines.append(f"  properties violated: {', '.join(r['replay_violations'])}; the first:")
         lines.append("    " + r["replay_detail"].replace("\n", "\n    "))

@@ -15,7 +15,9 @@ import os
 import resource
 import signal
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -207,9 +209,58 @@ def test_full_disk_fails_the_publish_and_publishes_nothing(tmp_path: Path) -> No
 def demo(run_cli, *args: str) -> dict:
     code, out, err = run_cli("demo", "ckpt", "--json", "--timeout", "90", *args)
     report = json.loads(out)
-    assert code == (0 if report["replay"] == "ok" and report["load_failures"] == 0
-                    and report["torn_reads"] == 0 else 1), err
+    healthy = (report["completed"] and not report["failed_workers"] and report["replay"] == "ok"
+               and report["load_failures"] == 0 and report["torn_reads"] == 0)
+    assert report["ok"] == healthy and code == (0 if healthy else 1), err
     return report
+
+
+def test_a_run_that_stands_still_times_out_and_exits_1(run_cli) -> None:
+    """Readers that lag far longer than --timeout stall the fenced gate: nothing moves for 3 s."""
+    r = demo(run_cli, "--steps", "6", "--shard-mb", "0.01", "--lag", "30", "--timeout", "3")
+    assert not r["completed"] and r["steps_published"] < 6
+    assert any(why.startswith("timed out") and "did not move for 3 s" in why for why in r["failed_workers"].values())
+
+
+def test_a_killed_worker_fails_the_demo_and_the_report_names_it(tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    proc = subprocess.Popen([sys.executable, "-m", "racefree.cli.main", "demo", "ckpt", "--steps", "40", "--json",
+                             "--shard-mb", "0.01", "--train-s", "0.1", "--dir", str(root), "--timeout", "60"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        trainer = _wait_for_worker(root, "trainer", lambda: len(Layout(root).step_dirs()) >= 2)
+        os.kill(trainer, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    report = json.loads(out)
+    assert proc.returncode == 1 and not report["ok"] and not report["completed"], err
+    assert report["failed_workers"]["trainer1"].startswith("killed by SIGKILL")
+    assert report["steps_published"] < 40
+
+
+def _wait_for_worker(root: Path, role: str, ready: Callable[[], bool]) -> int:
+    """The pid of the demo's ``role`` worker on ``root``, once ``ready()`` holds."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pids = [pid for pid, argv in _workers() if str(root) in argv and argv[argv.index("racefree.runtime.ckpt.worker") + 1] == role]
+        if pids and ready():
+            return pids[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no {role} worker under {root} got ready")
+
+
+def _workers() -> list[tuple[int, list[str]]]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "racefree.runtime.ckpt.worker" in argv:
+            out.append((int(entry.name), argv))
+    return out
 
 
 def test_lagging_reader_fenced_loses_nothing_and_stays_bounded(run_cli) -> None:

@@ -46,12 +46,24 @@ class Stats:
 
 
 class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
+    """How long an actor may wait with the run standing still: ``--timeout``.
 
-    def check(self, what: str) -> None:
-        if time.monotonic() > self.at:
-            raise TimeoutError(f"gave up waiting for {what}")
+    The clock restarts whenever the committed protocol state moves (any actor's transition), so a
+    long healthy run is never cut, and a run where nothing happens for ``seconds`` is.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.seen: int | None = None
+
+    def check(self, what: str, progress: int | None = None) -> None:
+        """Raise TimeoutError if nothing moved for ``seconds``; ``progress``: the committed seq now."""
+        now = time.monotonic()
+        if progress is not None and progress != self.seen:
+            self.seen, self.at = progress, now + self.seconds
+        elif now > self.at:
+            raise TimeoutError(f"gave up waiting for {what}: the run did not move for {self.seconds:g} s")
 
 
 def run_over(store: ProtocolStore, snap: Any) -> bool:

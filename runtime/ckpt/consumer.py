@@ -49,8 +49,8 @@ class Reader:
     def run(self, deadline: Deadline) -> None:
         self.register()
         while True:
-            deadline.check(f"{self.name}'s next load")
             snap = self.store.peek()
+            deadline.check(f"{self.name}'s next load", self.store.seq)
             if run_over(self.store, snap) and snap.rd.name in ("RIDLE", "FAILED"):
                 return
             if snap.rd.name in ("QUEUED", "READING") and (snap.epoch, snap.ptgt) != self.handled:
@@ -135,8 +135,8 @@ class EvalReader:
 
     def run(self, deadline: Deadline) -> None:
         while True:
-            deadline.check("the eval reader's step")
             snap = self.store.peek()
+            deadline.check("the eval reader's step", self.store.seq)
             if snap.ev.name != "EIDLE" or run_over(self.store, snap):
                 return
             if snap.n >= self.start_at and snap.stable:

@@ -52,6 +52,7 @@ class DemoRun:
     final: Any = None
     started: float = field(default_factory=time.perf_counter)
     resumed: dict[str, Any] | None = None   # what the resume removed
+    stopped: set[str] = field(default_factory=set)  # workers the demo stopped on purpose (for the resume)
 
     def total(self, key: str) -> int:
         return sum(int(s.get(key, 0)) for s in self.stats)
@@ -63,6 +64,44 @@ class DemoRun:
     @property
     def errors(self) -> list[str]:
         return [e for s in self.stats for e in s["errors"]]
+
+    @property
+    def finished(self) -> bool:
+        """The machine reached the end of the run it was asked for: every step trained and every
+        batch shipped, with no crash (the spec's ``terminal finished``, minus its crash case)."""
+        f = self.final
+        return f is not None and not f.crashed and f.tpc.name == "DONE" and f.s == self.config.steps
+
+    def failed_workers(self) -> dict[str, str]:
+        """Each worker that did not end its loop normally, and why (its exit, then its last log line).
+
+        A worker the demo stopped on purpose for the resume is not a failure; one it stopped
+        because another had failed is listed with that reason.
+        """
+        failed = {k: code for k, code in self.exit_codes.items() if code != 0 and k not in self.stopped}
+        first = [k for k, code in failed.items() if code not in STOPPED]
+        out = {}
+        for key, code in failed.items():
+            if code in STOPPED:
+                out[key] = f"stopped by the demo after {', '.join(first) or 'the run'} failed"
+                continue
+            why = EXIT_REASONS.get(code) or (f"killed by signal {signal.Signals(-code).name}" if code < 0
+                                             else f"exited with status {code}")
+            last = _last_line(self.root / "logs" / f"{key}.log")
+            out[key] = why + (f": {last}" if last else "")
+        return out
+
+
+STOPPED = (143, -signal.SIGTERM)  # the demo's SIGTERM (the worker's handler exits 143)
+EXIT_REASONS = {3: "stopped on an error", 124: "timed out", -signal.SIGKILL: "killed by SIGKILL"}
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return ""
+    return lines[-1].strip()[:300] if lines else ""
 
 
 def run_demo(config: RunConfig, root: Path, options: DemoOptions,
@@ -99,7 +138,10 @@ def run_until(run: DemoRun, options: DemoOptions, *, stop_when: Callable[[Any], 
                 failed = any(p.poll() not in (None, 0) for p in procs.values())  # the others would wait
                 if reached or trainer_gone or failed:
                     with run_lock(watch.layout):  # no worker is inside a transaction: kill them all
+                        running = [name for name, p in procs.items() if p.poll() is None]
                         _kill(procs)
+                    if reached and not failed:
+                        run.stopped.update(f"{name}{phase}" for name in running)
                     break
                 time.sleep(0.05)
     finally:

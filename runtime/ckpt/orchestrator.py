@@ -27,8 +27,8 @@ class Shipper:
 
     def run(self, deadline: Deadline) -> None:
         while True:
-            deadline.check("the orchestrator's next batch")
             snap = self.store.peek()
+            deadline.check("the orchestrator's next batch", self.store.seq)
             if snap.crashed or snap.s >= self.store.config.steps:
                 return
             if not self.store.machine.enabled("ship"):
@@ -54,8 +54,8 @@ class Poller:
 
     def run(self, deadline: Deadline) -> None:
         while True:
-            deadline.check("the orchestrator's poll task")
             snap = self.store.peek()
+            deadline.check("the orchestrator's poll task", self.store.seq)
             if snap.crashed:
                 return
             state = snap.poll.name

@@ -77,6 +77,11 @@ class ProtocolStore:
         self.load()
         return self.machine.snapshot()
 
+    @property
+    def seq(self) -> int:
+        """The sequence number of the committed state this handle last read (grows with every commit)."""
+        return self._seq
+
     def load(self) -> None:
         """Set the machine to the last committed state (inside a transaction for a decision).
 

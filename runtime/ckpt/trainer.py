@@ -49,8 +49,8 @@ class Trainer:
 
     def run(self, deadline: Deadline) -> None:
         while True:
-            deadline.check("the trainer's next step")
             snap = self.store.peek()
+            deadline.check("the trainer's next step", self.store.seq)
             if snap.trash:  # fenced: purge what the last clean retired before anything else
                 self.purge()
                 continue
