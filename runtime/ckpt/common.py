@@ -29,6 +29,7 @@ class Stats:
     errors: list[str] = field(default_factory=list)
     max_dirs: int = 0
     transitions: int = 0
+    evictions: list[str] = field(default_factory=list)  # fenced: the readers this actor evicted (or was evicted as)
 
     def failed(self, exc: CkptError) -> None:
         if isinstance(exc, TornRead):
@@ -67,9 +68,13 @@ class Deadline:
 
 
 def run_over(store: ProtocolStore, snap: Any) -> bool:
-    """The spec's ``terminal finished``: crashed, or every batch shipped, the trainer done and no newer load."""
+    """The run has nothing left to do: upstream, crashed or every batch shipped; fenced, the
+    trainer finished; and in both the trainer done and no newer load to start."""
+    if store.config.fenced:
+        return (snap.finished and snap.tpc.name == "DONE" and snap.poll.name == "IDLE" and not snap.presume
+                and all(v <= snap.c for v in snap.present))
     if snap.crashed:
         return True
-    if not (snap.tpc.name == "DONE" and snap.s == store.config.steps and snap.poll.name == "IDLE"):
+    elif not (snap.tpc.name == "DONE" and snap.s == store.config.steps and snap.poll.name == "IDLE"):
         return False
-    return not any(a == "poll_start" for a, _ in store.machine.enabled_instances())
+    return not any(a in ("poll_start", "resume_load") for a, _ in store.machine.enabled_instances())

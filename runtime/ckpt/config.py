@@ -27,7 +27,7 @@ def spec_path() -> Path:
 @dataclass(frozen=True)
 class RunConfig:
     policy: str = "fenced"
-    steps: int = 20            # S: steps the trainer publishes (1..steps)
+    steps: int = 20            # steps the trainer publishes (fenced: when it calls finish; upstream: the S of the instance)
     readers: int = 1           # inference readers the orchestrator fans each load out to
     shards: int = 2            # shard files per step
     shard_mb: float = 1.0      # size of each shard
@@ -35,6 +35,7 @@ class RunConfig:
     async_level: int = 1       # A: batches may run this many steps ahead of the loaded weights
     resume: bool = False       # the run will be resumed once (picks the variant with a resume)
     eval_reader: bool = True   # fenced: one eval reader pins and loads an old step
+    lease_s: float = 10.0      # fenced: a reader that has not renewed its lease for this long is evicted
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -43,6 +44,8 @@ class RunConfig:
             raise ValueError("need steps >= 2, readers >= 1, shards >= 1 and shard_mb > 0")
         if self.keep_interval < 0 or self.async_level < 1:
             raise ValueError("need keep_interval >= 0 and async_level >= 1")
+        if self.lease_s <= 0:
+            raise ValueError("need lease_s > 0")
         if self.resume and MACHINES[self.policy][1] is None:
             raise ValueError(f"the {self.policy} variant has no resume in its spec")
 
@@ -52,13 +55,31 @@ class RunConfig:
         return resumable if self.resume and resumable else plain
 
     @property
+    def fenced(self) -> bool:
+        return self.policy == "fenced"
+
+    @property
     def consts(self) -> dict[str, int]:
+        """The machine's instance. The fenced machine does not depend on the run's length (its
+        steps are a sliding window); the upstream ones are instances at S = steps."""
+        if self.fenced:
+            return {"A": self.async_level, "I": self.keep_interval, "M": self.readers}
         return {"S": self.steps, "A": self.async_level, "I": self.keep_interval}
 
     @property
+    def window(self) -> int:
+        """Fenced: the relative step numbers are 0..window (the spec's W = A + 3)."""
+        return self.async_level + 3
+
+    @property
+    def disk_bound(self) -> int:
+        """The spec's K: non-kept step folders (plus staging and trash) ever on disk."""
+        return self.async_level + (4 if self.fenced else 3)
+
+    @property
     def evals(self) -> bool:
-        """Whether an eval reader runs: the spec's E = 1 (only the fenced variant has one)."""
-        return self.eval_reader and self.policy == "fenced"
+        """Whether an eval reader runs (only the fenced variant has one)."""
+        return self.eval_reader and self.fenced
 
     def kept(self, step: int) -> bool:
         return self.keep_interval > 0 and step > 0 and step % self.keep_interval == 0

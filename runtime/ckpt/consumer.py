@@ -1,10 +1,16 @@
 """Readers: the inference readers the orchestrator fans a load out to, and an eval reader.
 
-The spec has one server standing for every reader the orchestrator asks (prime-rl's
-``gather``): its ``open`` is the first reader's open (fenced: the pin, under the lock),
-its ``read`` is the last reader's final shard read, taken in the same transaction as
-that read, so the machine's verdict is the disk's at that instant. Every reader records
-what it loaded in ``consumers/<id>.json`` (tmp + fsync + replace, with the run epoch).
+Fenced (``FencedReader``): each reader process is one reader of the machine (``Rdr`` i), with
+a lease it renews by a heartbeat (``lease.py``). Its ``open(i)`` lists the pinned step's
+manifest, its ``read(i)`` is taken in the same transaction as its last shard read, so the
+machine's verdict is the disk's at that instant; a load that fails is ``read_fail(i)`` (the
+reader leaves and joins again, the loaded step does not move); a reader that finds itself
+evicted (it was too slow to renew its lease) drops what it read and joins again.
+
+Upstream policies (``Reader``): the spec has one server standing for every reader the
+orchestrator asks (prime-rl's ``gather``): its ``open`` is the first reader's open, its
+``read`` the last reader's final shard read. Every reader records what it loaded in
+``consumers/<id>.json`` (tmp + fsync + replace, with the run epoch).
 
 A load is typed at its boundary: a missing folder or shard is ``StepMissing``, a
 refused pin ``StepRetired``, a half-written shard ``TornRead``, a shard that differs
@@ -20,7 +26,8 @@ from typing import Any
 from .common import POLL_S, Deadline, Stats, run_over
 from .errors import BadFile, CkptError, StepRetired, TornRead
 from .files import listed_shards, load_shard, read_json, read_manifest, write_json
-from .launcher import check_epoch, read_epoch
+from .launcher import check_epoch, run_epoch
+from .lease import Heartbeat
 from .store import ProtocolStore
 
 DONE = ("ok", "failed", "torn")
@@ -34,7 +41,7 @@ class Reader:
         self.layout = store.layout
         self.fenced = store.config.policy == "fenced"
         self.stats = stats or Stats(name)
-        self.epoch = self.stats.epoch = read_epoch(self.layout)
+        self.epoch = self.stats.epoch = run_epoch(store)
         self.record: dict[str, Any] = {"epoch": self.epoch, "loaded": None, "pin": None, "target": None,
                                        "status": "idle", "role": "reader"}
         self.handled: tuple[int, int] | None = None  # (the machine's epoch, target) last loaded
@@ -65,7 +72,7 @@ class Reader:
         self.record.update(target=t, status="reading", pin=t if self.fenced else None)
         reads = ShardReads(t)
         with self.store.transaction() as m:
-            check_epoch(self.layout, self.epoch)
+            check_epoch(self.store, self.epoch)
             if m.snapshot().rd.name == "QUEUED":
                 m.open()  # the first reader's open: fenced, this is the pin
             snap = m.snapshot()
@@ -123,15 +130,100 @@ def _floor(snap: Any) -> int | None:
     return int(min(snap.LS, snap.ver))
 
 
+class FencedReader:
+    """One inference reader of the fenced machine (reader ``index``): joins, loads what it is asked, acks."""
+
+    def __init__(self, store: ProtocolStore, index: int, *, lag_s: float = 0.0, stats: Stats | None = None) -> None:
+        if not 0 <= index < store.config.readers:
+            raise ValueError(f"reader {index}: the run has readers 0..{store.config.readers - 1}")
+        self.store, self.i, self.lag_s = store, index, lag_s
+        self.name = f"reader{index}"
+        self.layout = store.layout
+        self.stats = stats or Stats(self.name)
+        self.epoch = self.stats.epoch = run_epoch(store)
+        self.heartbeat: Heartbeat | None = None
+
+    def register(self) -> None:
+        """Write this reader's record, join the machine if it is not registered, start renewing the lease."""
+        with self.store.transaction() as m:
+            check_epoch(self.store, self.epoch)
+            write_json(self.layout.record(self.name), {"epoch": self.epoch, "reader": self.i, "role": "reader"},
+                       durable=False)
+            if not m.snapshot().reg[self.i]:
+                m.join(self.i)
+        if self.heartbeat is None:
+            self.heartbeat = Heartbeat(self.layout.record(self.name), self.store.config.lease_s / 4).start()
+
+    def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
+
+    def run(self, deadline: Deadline) -> None:
+        self.register()
+        try:
+            while True:
+                snap = self.store.peek()
+                deadline.check(f"{self.name}'s next load", self.store.seq)
+                rd = snap.rd[self.i].name
+                if not snap.reg[self.i]:  # evicted (too slow to renew the lease), or a failed load
+                    self.stats.evictions.append(self.name)
+                    self.register()
+                elif rd == "QUEUED":
+                    self.load()
+                elif rd == "OK" and self.store.machine.enabled("ack", self.i):
+                    self._step("ack")
+                elif run_over(self.store, snap) and rd == "RIDLE":
+                    return
+                else:
+                    time.sleep(POLL_S)
+        finally:
+            self.close()
+
+    def _step(self, action: str) -> None:
+        with self.store.transaction() as m:
+            if m.enabled(action, self.i):
+                m.fire(action, self.i)
+
+    def load(self) -> list[dict[str, Any]] | None:
+        """Load the step this reader is asked for: its shards' state dicts, or None if it failed or
+        the reader was evicted meanwhile (then nothing it read is used)."""
+        time.sleep(self.lag_s)  # the lagging reader: sleeps after being asked
+        with self.store.transaction() as m:
+            check_epoch(self.store, self.epoch)
+            if not m.enabled("open", self.i):
+                if m.snapshot().rd[self.i].name == "QUEUED":  # the step is not published: refused, no read
+                    m.read_fail(self.i)
+                    self.stats.failed(StepRetired(self.store.absolute(m.snapshot().ptgt), None))
+                return None  # or evicted meanwhile
+            m.open(self.i)
+            t = self.store.absolute(m.snapshot().ptgt)
+            reads = ShardReads(t)
+            try:
+                reads.shards = [(self.layout.step(t) / e["name"], e) for e in read_manifest(self.layout.step(t), t)]
+            except CkptError as exc:
+                reads.error = exc
+        reads.all_but_last(self.lag_s)  # and between shards
+        with self.store.transaction() as m:
+            if m.snapshot().rd[self.i].name != "READING":
+                return None  # evicted during the load: its pin is gone, what it read is not trusted
+            reads.last()
+            if reads.error is None:
+                m.read(self.i)
+            else:
+                m.read_fail(self.i)  # out of the fan-out and the membership: it joins again
+        return reads.settle(self.stats)
+
+
 class EvalReader:
-    """The eval reader (fenced, E = 1): pins an old published step, reads it slowly, clears the pin."""
+    """The eval reader (fenced): pins an old published step, reads it slowly, clears the pin."""
 
     def __init__(self, store: ProtocolStore, name: str = "eval", *, lag_s: float = 0.0, start_at: int = 2,
                  stats: Stats | None = None) -> None:
         self.store, self.name, self.lag_s, self.start_at = store, name, lag_s, start_at
         self.layout = store.layout
         self.stats = stats or Stats(name)
-        self.epoch = self.stats.epoch = read_epoch(self.layout)
+        self.epoch = self.stats.epoch = run_epoch(store)
 
     def run(self, deadline: Deadline) -> None:
         while True:
@@ -139,33 +231,42 @@ class EvalReader:
             deadline.check("the eval reader's step", self.store.seq)
             if snap.ev.name != "EIDLE" or run_over(self.store, snap):
                 return
-            if snap.n >= self.start_at and snap.stable:
+            if self.store.absolute(snap.n) >= self.start_at and snap.present:
                 self.evaluate()
                 return
             time.sleep(POLL_S)
 
     def evaluate(self) -> None:
+        record = self.layout.record(self.name)
         with self.store.transaction() as m:
-            check_epoch(self.layout, self.epoch)
+            check_epoch(self.store, self.epoch)
             choices = [args[0] for a, args in m.enabled_instances() if a == "eval_open"]
             if not choices:
                 return
             v = min(choices)  # the oldest published step: the one retirement would take first
             m.eval_open(v)
-            write_json(self.layout.record(self.name), {"epoch": self.epoch, "loaded": None, "pin": v, "role": "eval"})
-            reads = ShardReads(v)
+            t = self.store.absolute(v)
+            write_json(record, {"epoch": self.epoch, "pin": t, "role": "eval"}, durable=False)
+            reads = ShardReads(t)
             try:
-                if m.snapshot().ev.name != "EREADING":
-                    raise StepRetired(v, _floor(m.snapshot()))
-                reads.shards = [(self.layout.step(v) / e["name"], e) for e in read_manifest(self.layout.step(v), v)]
+                reads.shards = [(self.layout.step(t) / e["name"], e) for e in read_manifest(self.layout.step(t), t)]
             except CkptError as exc:
                 reads.error = exc
-        reads.all_but_last(self.lag_s)  # a slow evaluation: the pin protects the step meanwhile
+        heartbeat = Heartbeat(record, self.store.config.lease_s / 4).start()
+        try:
+            reads.all_but_last(self.lag_s)  # a slow evaluation: the pin protects the step meanwhile
+        finally:
+            heartbeat.stop()
         with self.store.transaction() as m:
+            if m.snapshot().ev.name != "EREADING":
+                self.stats.evictions.append(self.name)
+                return  # evicted: the pin is gone, the result is not used
             reads.last()
-            if m.snapshot().ev.name == "EREADING":
+            if reads.error is None:
                 m.eval_read()
-            write_json(self.layout.record(self.name), {"epoch": self.epoch, "loaded": None, "pin": None, "role": "eval"})
+            else:
+                m.eval_fail()
+            write_json(record, {"epoch": self.epoch, "pin": None, "role": "eval"}, durable=False)
         reads.settle(self.stats)
 
 

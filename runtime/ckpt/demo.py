@@ -39,6 +39,7 @@ class DemoOptions:
     timeout: float = 120.0
     monitor: bool = False
     kill_after: tuple[int, int] | None = None   # fault injection: SIGKILL the trainer after (step, shard)
+    absent_readers: tuple[int, ...] = ()         # fenced: readers of the run the demo never starts
 
 
 @dataclass
@@ -50,6 +51,7 @@ class DemoRun:
     stats: list[dict[str, Any]] = field(default_factory=list)
     exit_codes: dict[str, int] = field(default_factory=dict)
     final: Any = None
+    final_step: int = 0          # the trainer's last step, as the run's step number
     started: float = field(default_factory=time.perf_counter)
     resumed: dict[str, Any] | None = None   # what the resume removed
     stopped: set[str] = field(default_factory=set)  # workers the demo stopped on purpose (for the resume)
@@ -70,7 +72,11 @@ class DemoRun:
         """The machine reached the end of the run it was asked for: every step trained and every
         batch shipped, with no crash (the spec's ``terminal finished``, minus its crash case)."""
         f = self.final
-        return f is not None and not f.crashed and f.tpc.name == "DONE" and f.s == self.config.steps
+        if f is None or f.tpc.name != "DONE":
+            return False
+        if self.config.fenced:
+            return bool(f.finished) and self.final_step == self.config.steps
+        return not f.crashed and f.s == self.config.steps
 
     def failed_workers(self) -> dict[str, str]:
         """Each worker that did not end its loop normally, and why (its exit, then its last log line).
@@ -121,7 +127,7 @@ def start_run(config: RunConfig, root: Path) -> DemoRun:
     return DemoRun(config, root, root / "traces")
 
 
-def run_until(run: DemoRun, options: DemoOptions, *, stop_when: Callable[[Any], bool] | None = None,
+def run_until(run: DemoRun, options: DemoOptions, *, stop_when: Callable[[RunView], bool] | None = None,
               progress: Callable[[str], None] | None = None) -> None:
     """One set of workers, until they all exit; with ``stop_when``, kill them all (a crash) once it
     holds of the committed state (never with a step half-published), or once the trainer died."""
@@ -132,10 +138,13 @@ def run_until(run: DemoRun, options: DemoOptions, *, stop_when: Callable[[Any], 
             while any(p.poll() is None for p in procs.values()):
                 snap = watch.peek()
                 if progress is not None:
-                    progress(_line(run.config, snap, watch.layout.dirs_on_disk(run.config.keep_interval)))
-                reached = stop_when is not None and stop_when(snap) and snap.tpc.name != "PUB"
+                    progress(_line(run.config, snap, watch.base, watch.layout.dirs_on_disk(run.config.keep_interval)))
+                reached = stop_when is not None and stop_when(view(snap, watch.base)) and snap.tpc.name != "PUB"
                 trainer_gone = stop_when is not None and procs["trainer"].poll() is not None
-                failed = any(p.poll() not in (None, 0) for p in procs.values())  # the others would wait
+                # a dead trainer or orchestrator stops the run (the others would wait); a dead
+                # fenced reader does not: its lease runs out and it is evicted
+                failed = any(p.poll() not in (None, 0) for name, p in procs.items()
+                             if not (run.config.fenced and name.startswith(("reader", "eval"))))
                 if reached or trainer_gone or failed:
                     with run_lock(watch.layout):  # no worker is inside a transaction: kill them all
                         running = [name for name, p in procs.items() if p.poll() is None]
@@ -150,9 +159,27 @@ def run_until(run: DemoRun, options: DemoOptions, *, stop_when: Callable[[Any], 
         run.exit_codes[f"{name}{phase}"] = p.returncode
 
 
+@dataclass(frozen=True)
+class RunView:
+    """A committed state in the run's step numbers (the fenced machine's are relative to its base)."""
+
+    n: int
+    s: int
+    c: int
+    LS: int | None
+    present: frozenset[int]
+    tpc: str
+
+
+def view(snap: Any, base: int) -> RunView:
+    return RunView(base + snap.n, base + snap.s, base + snap.c, None if snap.LS is None else base + snap.LS,
+                   frozenset(base + v for v in snap.present), snap.tpc.name)
+
+
 def finish(run: DemoRun) -> DemoRun:
     with ProtocolStore(run.root, actor="report") as store:
         run.final = store.peek()
+        run.final_step = store.absolute(run.final.n)
     run.stats = [json.loads(p.read_text()) for p in sorted((run.root / "stats").glob("*.json"))]
     run.seconds = time.perf_counter() - run.started
     return run
@@ -165,6 +192,8 @@ def _start(run: DemoRun, options: DemoOptions, phase: str) -> dict[str, subproce
     specs: dict[str, list[str]] = {}
     lags = options.reader_lags or (options.lag,)
     for i in range(cfg.readers):
+        if i in options.absent_readers:
+            continue
         specs[f"reader{i}"] = ["reader", "--name", f"reader{i}", "--lag", str(lags[i % len(lags)])]
     if cfg.evals and phase == "1":  # the spec's eval reader reads at most once, before any resume
         specs["eval"] = ["eval", "--lag", str(options.eval_lag)]
@@ -214,8 +243,9 @@ def _kill(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def _line(cfg: RunConfig, snap: Any, dirs: int) -> str:
+def _line(cfg: RunConfig, snap: Any, base: int, dirs: int) -> str:
     width = 24
-    done = int(width * snap.n / cfg.steps)
-    state = "crashed" if snap.crashed else f"loaded {snap.c}"
-    return f"[{'#' * done}{'.' * (width - done)}] step {snap.n}/{cfg.steps}  batch {snap.s}  {state}  dirs {dirs}"
+    n, s, c = (base + v for v in (snap.n, snap.s, snap.c))
+    done = min(width, int(width * n / cfg.steps))
+    state = "crashed" if not cfg.fenced and snap.crashed else f"loaded {c}"
+    return f"[{'#' * done}{'.' * (width - done)}] step {n}/{cfg.steps}  batch {s}  {state}  dirs {dirs}"

@@ -73,6 +73,14 @@ class BadFile(CkptError):
         super().__init__(f"{path}: {reason}" + (f" ({hint})" if hint else ""))
 
 
+class MissingFolder(BadFile):
+    """A folder the run was created with is gone (someone deleted it): nothing is recreated on a guess."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(path, f"missing folder ({what})",
+                         "it was created with the run and the protocol expects it; restore it, or resume the run")
+
+
 class StepFolderInvalid(CkptError):
     """A published step folder without its shards or manifest: never loaded, never guessed at."""
 

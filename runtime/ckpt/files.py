@@ -26,7 +26,15 @@ import zipfile
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import BadFile, DiskError, ManifestMismatch, StepFolderInvalid, StepMissing, TornRead
+from .errors import (
+    BadFile,
+    DiskError,
+    ManifestMismatch,
+    MissingFolder,
+    StepFolderInvalid,
+    StepMissing,
+    TornRead,
+)
 
 
 class Layout:
@@ -62,6 +70,23 @@ class Layout:
         """Step folders that count against the disk bound: not interval-kept, plus staging and trash."""
         steps = [n for n in self.step_dirs() if not (kept > 0 and n % kept == 0)]
         return len(steps) + _count(self.staging) + _count(self.trash)
+
+
+def require_folder(path: Path, what: str) -> Path:
+    """``path``, which must be a folder (MissingFolder otherwise)."""
+    if not path.is_dir():
+        raise MissingFolder(path, what)
+    return path
+
+
+def list_folder(path: Path, what: str) -> list[Path]:
+    """The entries of a folder the run was created with (MissingFolder when it is gone)."""
+    try:
+        return [Path(e.path) for e in os.scandir(path)]
+    except FileNotFoundError:
+        raise MissingFolder(path, what) from None
+    except OSError as exc:
+        raise DiskError("list", path, exc) from None
 
 
 def _count(folder: Path) -> int:

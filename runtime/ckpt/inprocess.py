@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from .config import RunConfig
-from .consumer import Reader
+from .consumer import FencedReader, Reader
 from .files import Layout
 from .launcher import create_run
 from .orchestrator import Poller
@@ -24,7 +24,8 @@ class InProcessRun:
         self.layout = Layout(root)
         self.trainer = Trainer(ProtocolStore(root, actor="trainer"))
         self.poller = Poller(ProtocolStore(root, actor="poll"))
-        self.reader = Reader(ProtocolStore(root, actor="reader0"), "reader0")
+        store = ProtocolStore(root, actor="reader0")
+        self.reader: FencedReader | Reader = (FencedReader(store, 0) if config.fenced else Reader(store, "reader0"))
         self.reader.register()
 
     def snap(self) -> Any:
@@ -34,11 +35,13 @@ class InProcessRun:
         with self.poller.store.transaction() as m:
             m.ship()
 
-    def publish_next(self) -> None:
-        """Ship a batch, train on it, publish the next step."""
+    def publish_next(self) -> int:
+        """Ship a batch, train on it, publish the next step (sliding the fenced window at its top)."""
+        if self.trainer.fenced and self.snap().n == self.trainer.config.window:
+            self.trainer.slide()
         self.ship()
         self.trainer.step("train")
-        self.trainer.publish(self.trainer.store.peek().n)
+        return self.trainer.publish()
 
     def trainer_step(self) -> None:
         """One whole trainer step: ship, train, publish, clean, and purge what the clean retired."""
@@ -51,10 +54,21 @@ class InProcessRun:
         """The poll task picks the newest step, the reader loads it, the load is recorded."""
         for body in (self.poller.start, self.poller.send):
             self.poller.step(body)
-        self.reader.load(self.poller.store.peek().ptgt)
+        if isinstance(self.reader, FencedReader):
+            self.reader.load()
+        else:
+            self.reader.load(self.poller.store.peek().ptgt)
         self.poller.step(self.poller.done)
         self.poller.step(lambda m: m.record())
+        if isinstance(self.reader, FencedReader):
+            with self.reader.store.transaction() as m:
+                m.ack(0)
+
+    def absolute(self, v: int) -> int:
+        return self.trainer.store.absolute(v)
 
     def close(self) -> None:
+        if isinstance(self.reader, FencedReader):
+            self.reader.close()
         for s in (self.trainer.store, self.poller.store, self.reader.store):
             s.close()

@@ -40,9 +40,26 @@ def read_epoch(layout: Layout) -> int:
     return epoch
 
 
-def check_epoch(layout: Layout, mine: int) -> None:
-    """An actor of epoch ``mine`` may touch the run only while EPOCH still says ``mine``."""
-    current = read_epoch(layout)
+def run_epoch(store: ProtocolStore) -> int:
+    """The run's epoch: EPOCH, which must say what the protocol state says (fenced: its resume count).
+
+    Compared with the state ``store`` last read (inside a transaction: the committed one); a
+    store that has read nothing yet reads it first.
+    """
+    on_disk = read_epoch(store.layout)
+    if store.seq < 0:
+        store.peek()
+    committed = store.epoch if store.config.fenced else 0
+    if on_disk != committed:
+        when = "a future" if on_disk > committed else "an older"
+        raise BadFile(store.layout.epoch, f"says epoch {on_disk}, {when} epoch than the protocol state's {committed}",
+                      "EPOCH was edited or copied from another run; only a resume changes it")
+    return on_disk
+
+
+def check_epoch(store: ProtocolStore, mine: int) -> None:
+    """An actor of epoch ``mine`` may touch the run only while the run is still at ``mine``."""
+    current = run_epoch(store)
     if current != mine:
         raise StaleEpoch(mine, current)
 
@@ -61,16 +78,27 @@ def run_lock(layout: Layout) -> Any:
 def resume_run(root: str | os.PathLike[str], step: int, *, trace_dir: Path | None = None) -> dict[str, Any]:
     """Resume from interval checkpoint ``step``: the machine's ``resume`` decides, then the disk follows.
 
-    Fenced (F5): bump EPOCH; delete LOADED_STEP, every consumer record, ``.staging``,
-    ``.trash`` and every step above ``step`` (the dead lineage); keep the steps at or below.
+    Fenced (F5): every reader of the dead run is evicted first (its process is gone; the
+    machine resumes only with no reader registered), then bump EPOCH; delete LOADED_STEP,
+    every consumer record, ``.staging``, ``.trash`` and every step above ``step`` (the dead
+    lineage); keep the steps at or below. A run can be resumed any number of times.
     The post-fix variant (#2219) deletes the steps above and leaves the marker, as upstream.
     The dead run's workers must be gone. Returns what it removed: ``steps`` above ``step``,
-    ``staging`` and ``trash`` entries, ``records``, and whether a ``marker`` was there.
+    ``staging`` and ``trash`` entries, ``records``, ``evicted`` readers, and whether a
+    ``marker`` was there.
     """
-    removed: dict[str, Any] = {"steps": [], "staging": 0, "trash": 0, "records": 0, "marker": False}
+    removed: dict[str, Any] = {"steps": [], "staging": 0, "trash": 0, "records": 0, "marker": False, "evicted": []}
     with ProtocolStore(root, actor="launcher", trace_dir=trace_dir) as store, store.transaction() as m:
         layout = store.layout
-        m.resume(step)  # GuardRejected names the conjunct that refuses it
+        if store.config.fenced:
+            removed["evicted"] = _evict_everyone(m)
+            rel = step - store.base
+            if not 0 <= rel <= store.config.window:
+                raise CkptError(f"step {step} is outside the protocol's window (steps {store.base}.."
+                                f"{store.absolute(store.config.window)}): resume from a newer interval checkpoint")
+            m.resume(rel)  # GuardRejected names the conjunct that refuses it
+        else:
+            m.resume(step)
         # Deletions first and EPOCH last: a failure part-way leaves the old epoch in force and a
         # second resume_run redoes what is left (every deletion is idempotent).
         for v, folder in sorted(layout.step_dirs().items()):
@@ -79,16 +107,27 @@ def resume_run(root: str | os.PathLike[str], step: int, *, trace_dir: Path | Non
                     raise DiskError("delete", folder, exc)
                 removed["steps"].append(v)
         removed["records"] = _empty(layout.consumers)  # fenced: F5; upstream: this runtime's fan-out bookkeeping
-        if store.config.policy == "fenced":
+        if store.config.fenced:
             removed["staging"] = _empty(layout.staging)
             removed["trash"] = _empty(layout.trash)
             removed["marker"] = layout.marker.exists()
             with contextlib.suppress(FileNotFoundError):
                 layout.marker.unlink()
             fsync_dir(layout.root)
-            write_json(layout.epoch, {"epoch": m.snapshot().epoch})
+            store.epoch += 1
+            write_json(layout.epoch, {"epoch": store.epoch})
         fsync_dir(layout.root)
     return removed
+
+
+def _evict_everyone(m: Any) -> list[int]:
+    """Evict every registered reader and the eval reader (the dead run's processes are gone)."""
+    evicted = [i for i, on in enumerate(m.snapshot().reg) if on]
+    for i in evicted:
+        m.evict(i)
+    if m.enabled("evict_eval"):
+        m.evict_eval()
+    return evicted
 
 
 def _empty(folder: Path) -> int:

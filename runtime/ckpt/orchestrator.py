@@ -5,6 +5,10 @@ store and trace file). Which step to load, whether a batch may ship, when the lo
 complete: all are guards of the generated machine. The adapters only do the I/O:
 write the batch file, (in the upstream policies) ``mkdir -p step_t`` + ``NCCL_READY``
 before asking, and write ``LOADED_STEP`` (tmp + fsync + replace) after a load.
+
+Fenced, the poll task also keeps the readers' leases: a reader that stopped renewing its
+lease is evicted by the machine's ``evict`` (``lease.py``), so a dead reader never holds
+up a load, and a fan-out waits only for the readers that hold weights of this run.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from .common import POLL_S, Deadline, Stats, run_over
 from .files import touch, write_atomic, write_json
+from .lease import Leases
 from .store import ProtocolStore
 
 
@@ -29,7 +34,10 @@ class Shipper:
         while True:
             snap = self.store.peek()
             deadline.check("the orchestrator's next batch", self.store.seq)
-            if snap.crashed or snap.s >= self.store.config.steps:
+            if self.store.config.fenced:
+                if snap.finished:
+                    return  # the trainer wants no more batches
+            elif snap.crashed or snap.s >= self.store.config.steps:
                 return
             if not self.store.machine.enabled("ship"):
                 time.sleep(POLL_S)  # waits on checkpoint_ready (and, fenced, on c >= s - A)
@@ -37,7 +45,7 @@ class Shipper:
             time.sleep(self.rollout_s)
             with self.store.transaction() as m:
                 if m.enabled("ship"):
-                    s = m.snapshot().s
+                    s = self.store.absolute(m.snapshot().s)
                     m.ship()
                     write_atomic(self.store.layout.rollouts / f"batch_{s}", str(s).encode(), durable=False)
 
@@ -48,15 +56,20 @@ class Poller:
     def __init__(self, store: ProtocolStore, *, stats: Stats | None = None) -> None:
         self.store = store
         self.layout = store.layout
-        self.marker = store.config.policy != "pre_fix"
-        self.fenced = store.config.policy == "fenced"
+        self.config = store.config
+        self.marker = self.config.policy != "pre_fix"
+        self.fenced = self.config.fenced
         self.stats = stats or Stats("orchestrator-poll")
+        self.leases = Leases(self.layout.consumers, self.config.lease_s)
+        self._fanout_since: float | None = None  # fenced: when the current fan-out began
 
     def run(self, deadline: Deadline) -> None:
         while True:
             snap = self.store.peek()
             deadline.check("the orchestrator's poll task", self.store.seq)
-            if snap.crashed:
+            if self.fenced:
+                self.evict_expired(snap)
+            elif snap.crashed:
                 return
             state = snap.poll.name
             if state == "IDLE":
@@ -64,12 +77,12 @@ class Poller:
                     return
                 self.step(self.start)
             elif state == "WAITING":
-                self.step(lambda m: m.wait_done() if m.enabled("wait_done") else None)
+                self.step(self.wait)
             elif state == "SEND":
                 self.step(self.send)
-            elif state == "LOAD" and snap.rd.name == "OK":
+            elif state == "LOAD" and (self.store.machine.enabled("load_done") if self.fenced else snap.rd.name == "OK"):
                 self.step(self.done)
-            elif snap.rd.name == "FAILED":
+            elif not self.fenced and snap.rd.name == "FAILED":
                 self.step(lambda m: m.load_failed() if m.enabled("load_failed") else None)
                 return  # gather raised: the poll task dies and the run crashes
             elif state == "RECORD":
@@ -85,21 +98,62 @@ class Poller:
             time.sleep(POLL_S)
 
     def start(self, m: Any) -> None:
+        if self.fenced and m.enabled("resume_load"):
+            m.resume_load()  # after a resume, the resume base first
+            return
         targets = [args[0] for a, args in m.enabled_instances() if a == "poll_start"]
         if targets:
             m.poll_start(max(targets))  # the guard pins t; max is the only one
 
+    def wait(self, m: Any) -> None:
+        if m.enabled("wait_done"):
+            m.wait_done()
+        elif self.fenced and m.enabled("wait_cancel"):
+            m.wait_cancel()  # the trainer finished before publishing the step the gate waits for
+
     def send(self, m: Any) -> None:
-        m.send()
-        if not self.fenced:  # update_weights: mkdir -p step_t, touch NCCL_READY (resurrects a deleted step)
-            t = m.snapshot().ptgt
-            folder = self.layout.step(t)
-            folder.mkdir(exist_ok=True)
-            touch(folder / "NCCL_READY")
+        if self.fenced:
+            self._fan_out(m)
+            return
+        m.send()  # update_weights: mkdir -p step_t, touch NCCL_READY (resurrects a deleted step)
+        folder = self.layout.step(m.snapshot().ptgt)
+        folder.mkdir(exist_ok=True)
+        touch(folder / "NCCL_READY")
+
+    def _fan_out(self, m: Any) -> None:
+        """Ask every registered reader; end the fan-out once the machine allows it and every
+        configured reader has joined (or a lease's time passed: a missing reader is not waited for)."""
+        now = time.monotonic()
+        if self._fanout_since is None:
+            self._fanout_since = now
+        for i, (reg, rd) in enumerate(zip(m.snapshot().reg, m.snapshot().rd, strict=True)):
+            if reg and rd.name == "RIDLE":
+                m.send(i)
+        snap = m.snapshot()
+        if m.enabled("sent") and (all(snap.reg) or now - self._fanout_since > self.config.lease_s):
+            m.sent()
+            self._fanout_since = None
 
     def done(self, m: Any) -> None:
         m.load_done()
         snap = m.snapshot()
-        if self.marker and snap.LS is not None:
+        if self.fenced:
+            write_json(self.layout.marker, {"epoch": self.store.epoch, "step": self.store.absolute(snap.LS)})
+        elif self.marker and snap.LS is not None:
             write_json(self.layout.marker, {"epoch": snap.lsEpoch, "step": snap.LS})
         self.stats.loads_ok += 1
+
+    def evict_expired(self, snap: Any) -> None:
+        """Fenced: evict every registered reader (and the eval reader) whose lease ran out."""
+        expired = [i for i, reg in enumerate(snap.reg) if reg and self.leases.expired(f"reader{i}")]
+        eval_expired = snap.ev.name == "EREADING" and self.leases.expired("eval")
+        if not expired and not eval_expired:
+            return
+        with self.store.transaction() as m:
+            for i in expired:
+                if m.enabled("evict", i):
+                    m.evict(i)
+                    self.stats.evictions.append(f"reader{i}")
+            if eval_expired and m.enabled("evict_eval"):
+                m.evict_eval()
+                self.stats.evictions.append("eval")

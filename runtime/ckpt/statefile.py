@@ -2,10 +2,16 @@
 
 Every transition rewrites the state, so it must be cheap: a ``rename`` over an existing
 file makes ext4 flush the new file's data first (~0.6 ms here), six times a step. Instead
-each commit overwrites the older of two slot files in place (``pwrite`` + ``ftruncate``)
-with ``{"seq": k, ...}`` and a CRC line; a reader takes the valid slot with the highest
-seq. A write cut short (a process killed mid-write, a reader racing the writer) fails
-its CRC and the other slot, the previous commit, is used. Writers hold the run's flock.
+each commit overwrites the older of two slot files in place with ``{"seq": k, ...}`` and a
+CRC line, padded to a whole number of 4 KiB blocks and written by a single ``pwrite`` at
+offset 0 (no ``ftruncate``), so a process killed mid-commit leaves either the old slot or
+the new one, never a mix. Writers hold the run's flock.
+
+A reader holding the flock takes the slot with the highest seq, and a damaged slot is an
+error (``BadFile``), never a reason to fall back to the other one: the damaged slot may be
+the newest commit, whose effects (a renamed step folder, a retired one) are already on disk,
+and rolling the machine back under them would be a silent lie. A reader without the lock
+(``peek``) can race a writer; it retries under the lock.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from typing import Any
 
 from .errors import BadFile, DiskError
 
+BLOCK = 4096
+
 
 class StateFile:
     def __init__(self, root: Path) -> None:
@@ -25,31 +33,32 @@ class StateFile:
         self._fds: dict[int, int] = {}
 
     def read(self) -> tuple[int, dict[str, Any]]:
-        """(seq, state object) of the newest valid slot; BadFile when neither slot is valid."""
+        """(seq, state object) of the newest slot; BadFile when a slot is damaged or none exists."""
         best: tuple[int, dict[str, Any]] | None = None
-        problems = []
         for path in self.slots:
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
-                problems.append(f"{path.name} missing")
-                continue
+                continue  # a run's first commit writes slot 0 only
             except OSError as exc:
                 raise DiskError("read", path, exc) from None
             obj = _decode(data)
             if obj is None:
-                problems.append(f"{path.name} torn or garbage")
-            elif best is None or obj["seq"] > best[0]:
+                raise BadFile(path, "damaged protocol state (garbage, truncated or a failed checksum)",
+                              "it may hold the newest commit, so the older slot is not used in its place: "
+                              "restore the folder from a backup, or start a new run")
+            if best is None or obj["seq"] > best[0]:
                 best = (obj["seq"], obj)
         if best is None:
-            raise BadFile(self.slots[0], "no valid protocol state (" + ", ".join(problems) + ")",
-                          "this folder holds no run, or both state slots are damaged")
+            raise BadFile(self.slots[0], "missing: no protocol state",
+                          "this folder holds no run (start one with the launcher)")
         return best
 
     def write(self, seq: int, obj: dict[str, Any]) -> None:
-        """Overwrite slot seq % 2 (the older one) in place."""
+        """Overwrite slot seq % 2 (the older one) with one padded pwrite."""
         payload = json.dumps({**obj, "seq": seq}, sort_keys=True).encode()
         data = payload + b"\n%08x\n" % zlib.crc32(payload)
+        data += b" " * (-len(data) % BLOCK)
         slot = seq % 2
         path = self.slots[slot]
         try:
@@ -57,7 +66,6 @@ class StateFile:
             if fd is None:
                 fd = self._fds[slot] = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
             os.pwrite(fd, data, 0)
-            os.ftruncate(fd, len(data))
         except OSError as exc:
             raise DiskError("write", path, exc) from None
 
@@ -68,7 +76,7 @@ class StateFile:
 
 
 def _decode(data: bytes) -> dict[str, Any] | None:
-    payload, sep, tail = data.rstrip(b"\n").rpartition(b"\n")
+    payload, sep, tail = data.rstrip(b" ").rstrip(b"\n").rpartition(b"\n")
     if not sep or len(tail) != 8:
         return None
     try:

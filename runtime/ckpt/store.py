@@ -11,6 +11,11 @@ state. Each committed transition is appended to the process's JSONL trace, so
 
 The state is not fsynced: it survives any process crash (the page cache outlives the
 process); a power loss is out of scope for this single-host runtime (documented).
+
+Beside the machine's variables the state file holds what the machine leaves to the runtime
+(fenced only): ``base``, the absolute step of the machine's relative step 0 (the window's
+bottom; ``slide`` adds one), and ``epoch``, the run's resume count. Both are unbounded
+integers, so a run's state does not grow with its length.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class ProtocolStore:
         self.file = StateFile(self.layout.root)
         self._seq = -1          # the committed seq the machine holds
         self._dirty = True      # the machine may hold transitions that were not committed
+        self.base = 0           # fenced: the absolute step of relative step 0
+        self.epoch = 0          # fenced: resumes so far
         self.max_dirs = 0
         self.committed = 0
 
@@ -73,9 +80,24 @@ class ProtocolStore:
 
     # -------------------------------------------------------------- state file
     def peek(self) -> Any:
-        """The last committed state, read without the lock: good for deciding when to ask, not what."""
-        self.load()
+        """The last committed state, read without the lock: good for deciding when to ask, not what.
+
+        A slot that reads as damaged may be a commit being written: read it again under the lock,
+        where a damaged slot is a real one (BadFile).
+        """
+        try:
+            self.load()
+        except BadFile:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                self.load()
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         return self.machine.snapshot()
+
+    def absolute(self, v: int) -> int:
+        """A machine step as the run's step number (the folder ``step_<N>``)."""
+        return self.base + int(v)
 
     @property
     def seq(self) -> int:
@@ -93,15 +115,19 @@ class ProtocolStore:
         if obj.get("machine") != self.cls.MACHINE or not isinstance(obj.get("state"), dict):
             raise BadFile(self.file.slots[seq % 2], f"not a {self.cls.MACHINE} state")
         values = obj["state"]
+        base, epoch = obj.get("base", 0), obj.get("epoch", 0)
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in (base, epoch)):
+            raise BadFile(self.file.slots[seq % 2], f"bad state: base {base!r}, epoch {epoch!r}")
         try:
             self.machine.restore(tuple(_from_json(ty, values[name]) for name, ty in self.cls.VARS))
         except (KeyError, TypeError, ValueError) as exc:
             raise BadFile(self.file.slots[seq % 2], f"bad state: {exc}") from None
+        self.base, self.epoch = base, epoch
         self._seq, self._dirty = seq, False
 
     def save(self) -> None:
         self._seq += 1
-        self.file.write(self._seq, state_object(self.machine))
+        self.file.write(self._seq, state_object(self.machine, self.base, self.epoch))
 
     # -------------------------------------------------------------- transitions
     @contextlib.contextmanager
@@ -152,13 +178,14 @@ def _from_json(ty: Any, v: Any) -> Any:
     return v
 
 
-def state_object(machine: Any) -> dict[str, Any]:
+def state_object(machine: Any, base: int = 0, epoch: int = 0) -> dict[str, Any]:
     values = dict(zip([n for n, _ in machine.VARS], machine.encoded(), strict=True))
-    return {"machine": machine.MACHINE, "state": {name: _to_json(ty, values[name]) for name, ty in machine.VARS}}
+    return {"machine": machine.MACHINE, "base": base, "epoch": epoch,
+            "state": {name: _to_json(ty, values[name]) for name, ty in machine.VARS}}
 
 
 def write_state(layout: Layout, machine: Any, seq: int = 0) -> None:
-    """The first commit of a run (the launcher), or a resume's (seq above the dead run's)."""
+    """The first commit of a run (the launcher)."""
     f = StateFile(layout.root)
     try:
         f.write(seq, state_object(machine))

@@ -10,6 +10,10 @@ the cleaner never computes a victim itself.
   steps are renamed into ``.trash`` under the lock and purged outside it.
 - pre_fix / post_fix (the upstream rules, for comparison): shards are written in place
   under their final names and ``STABLE`` is touched last; victims are ``rmtree``d.
+
+Fenced, the machine's steps are relative to the window's base (``store.absolute``): the
+trainer ``slide``s the window when it reaches the top, and ``finish``es when the run has as
+many steps as it wants (``config.steps`` here; a user's loop calls ``finish`` itself).
 """
 
 from __future__ import annotations
@@ -23,8 +27,17 @@ from typing import Any
 
 from .common import POLL_S, Deadline, Stats, run_over
 from .errors import CkptError, DiskError, FencedOut, StepFolderInvalid
-from .files import fsync_dir, remove_tree, save_shard, shard_name, touch, write_manifest
-from .launcher import read_epoch
+from .files import (
+    fsync_dir,
+    list_folder,
+    remove_tree,
+    require_folder,
+    save_shard,
+    shard_name,
+    touch,
+    write_manifest,
+)
+from .launcher import run_epoch
 from .store import ProtocolStore
 
 
@@ -45,7 +58,7 @@ class Trainer:
         self.train_s = train_s
         self.kill_after = kill_after  # (step, shard): SIGKILL this process after writing that shard
         self.stats = stats or Stats("trainer")
-        self.epoch = read_epoch(self.layout)
+        self.epoch = run_epoch(store)
 
     def run(self, deadline: Deadline) -> None:
         while True:
@@ -60,6 +73,9 @@ class Trainer:
                 case "CLEAN":
                     self.clean()
                 case "WAIT":
+                    if self.fenced:
+                        self._wait_fenced(snap)
+                        continue
                     if snap.crashed:
                         return
                     if snap.s > snap.n:
@@ -77,13 +93,43 @@ class Trainer:
                 case other:
                     raise CkptError(f"the trainer found its own step half-published (pc {other}): resume the run")
 
+    def _wait_fenced(self, snap: Any) -> None:
+        """Between steps: retire what became retirable, stop after the last step, slide the window
+        at its top, train once the batch is there."""
+        m = self.store.machine
+        if m.enabled("janitor"):
+            self.step("janitor")
+        elif self.store.absolute(snap.n) >= self.config.steps:
+            self.finish()
+        elif snap.s > snap.n and snap.n == self.config.window:
+            if m.enabled("slide"):
+                self.slide()
+            else:
+                time.sleep(POLL_S)  # the bottom step is still pinned or not yet retired
+        elif snap.s > snap.n:
+            time.sleep(self.train_s)  # train on batch n
+            self.step("train")
+        else:
+            time.sleep(POLL_S)  # block on rollouts/step_n
+
+    def finish(self) -> None:
+        """Fenced: the step just published is the run's last (a trainer decides its own length)."""
+        self.step("finish")
+
+    def slide(self) -> None:
+        """Fenced: move the window up one step; the machine's step v is then the run's base + v."""
+        with self.store.transaction() as m:
+            self.store.take(m, "slide")
+            self.store.base += 1
+
     def step(self, action: str) -> None:
         with self.store.transaction() as m:
             self.store.take(m, action)
 
     # -------------------------------------------------------------- publisher
-    def publish(self, n: int, shards: list[dict[str, Any]] | None = None) -> None:
-        """Publish step n: stage or open in place, write every shard, then make it visible.
+    def publish(self, n: int | None = None, shards: list[dict[str, Any]] | None = None) -> int:
+        """Publish the machine's step n: stage or open in place, write every shard, then make it
+        visible; returns the run's step number (``n`` is only a hint: the machine says which).
 
         ``shards``: the state dict, one dict of tensors per shard file (``config.shards`` of
         them); the demo's fake weights when omitted.
@@ -92,6 +138,7 @@ class Trainer:
             raise ValueError(f"step {n}: {len(shards)} shards, the run has {self.config.shards} per step")
         with self.store.transaction() as m:
             self.store.take(m, "publish_open")
+            n = self.store.absolute(m.snapshot().n)  # the machine's n, as the run's step number
             folder = self._open(n)
         entries = []
         for j in range(self.config.shards):
@@ -105,12 +152,14 @@ class Trainer:
         with self.store.transaction() as m:
             self.store.take(m, "publish_close")
             self._close(n, folder)
+        return n
 
     def _open(self, n: int) -> Path:
         try:
             if self.fenced:
-                folder = self.layout.staging / f"step_{n}.{self.epoch}.{os.getpid()}"
-                folder.mkdir(parents=True)
+                staging = require_folder(self.layout.staging, "where a fenced step is written before it is published")
+                folder = staging / f"step_{n}.{self.epoch}.{os.getpid()}"
+                folder.mkdir()
             else:  # mkdir(exist_ok), then open every shard under its final name (truncate)
                 folder = self.layout.step(n)
                 folder.mkdir(exist_ok=True)
@@ -124,7 +173,7 @@ class Trainer:
         if not self.fenced:
             touch(folder / "STABLE")
             return
-        current = read_epoch(self.layout)
+        current = run_epoch(self.store)
         if current != self.epoch:
             raise FencedOut(self.epoch, current)
         target = self.layout.step(n)
@@ -142,7 +191,7 @@ class Trainer:
         with self.store.transaction() as m:
             before = m.snapshot().present
             self.store.take(m, "clean")
-            victims = sorted(before - m.snapshot().present)
+            victims = sorted(self.store.absolute(v) for v in before - m.snapshot().present)
             if self.fenced:
                 self._retire(victims)
             else:
@@ -153,6 +202,8 @@ class Trainer:
     def _retire(self, victims: list[int]) -> None:
         """Rename each victim into .trash (atomic, invisible); on any failure put back what moved."""
         moved: list[tuple[Path, Path]] = []
+        if victims:
+            require_folder(self.layout.trash, "where retired steps wait for the purge")
         try:
             for v in victims:
                 src = self.layout.step(v)
@@ -170,7 +221,7 @@ class Trainer:
 
     def purge(self) -> None:
         """rmtree the trash outside the lock, then the machine's ``purge``."""
-        for entry in sorted(self.layout.trash.iterdir()):
+        for entry in sorted(list_folder(self.layout.trash, "the fenced run's retired steps, created with the run")):
             for exc in remove_tree(entry):
                 raise DiskError("delete", entry, exc)
         self.step("purge")

@@ -1,7 +1,7 @@
 """One actor of a checkpoint run as its own process: ``python -m racefree.runtime.ckpt.worker ROLE ...``.
 
 The demo and the fault-injection tests start these; a user's trainer would instead
-embed ``Trainer`` / ``Reader`` in its own processes. Every worker writes its JSONL trace
+embed ``Trainer`` / ``FencedReader`` in its own processes. Every worker writes its JSONL trace
 and, on exit, a stats file; exit status 0 when its loop ended, 3 on a typed error, 124
 when it gave up waiting.
 """
@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from .common import Deadline, Stats
-from .consumer import EvalReader, Reader
+from .consumer import EvalReader, FencedReader, Reader
 from .errors import CkptError
 from .orchestrator import Poller, Shipper
 from .store import ProtocolStore
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--monitor", action="store_true", help="check every spec invariant after each transition")
     a = ap.parse_args(argv)
     name = a.name or a.role
+    if a.role == "reader" and not (name.startswith("reader") and name[6:].isdigit()):
+        ap.error(f"a reader's --name is reader<i> (its index in the run), not {name!r}")
     deadline = Deadline(a.timeout)
     stats = Stats(name)
     stores: list[ProtocolStore] = []
@@ -74,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             if failure:
                 raise failure[0]
         elif a.role == "reader":
-            Reader(store(name), name, lag_s=a.lag, stats=stats).run(deadline)
+            st = store(name)
+            if st.config.fenced:  # readers are named reader<i>: i is its index in the machine
+                FencedReader(st, int(name.removeprefix("reader")), lag_s=a.lag, stats=stats).run(deadline)
+            else:
+                Reader(st, name, lag_s=a.lag, stats=stats).run(deadline)
         else:
             EvalReader(store(name), name, lag_s=a.lag, stats=stats).run(deadline)
     except CkptError as exc:
