@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from racefree.runtime.ckpt.files import (  # noqa: E402
     read_json,
     read_manifest,
     save_shard,
+    write_json,
     write_manifest,
 )
 from racefree.runtime.ckpt.inprocess import InProcessRun  # noqa: E402
@@ -54,11 +56,12 @@ K_FENCED = 1 + 3 + 1  # A + 3 + E
 def test_instances_use_the_checked_in_module_at_the_spec_sizes() -> None:
     from racefree.runtime.generated.ckpt_fenced import CkptFenced
 
-    assert machine_class(spec_path(), "CkptFenced", {"S": 5}) is CkptFenced
-    big = machine_class(spec_path(), "CkptFenced", {"S": 40, "I": 0})
-    assert big is not CkptFenced and dict(big.VARS)["n"].hi == 40
-    m = big()
-    assert m.enabled_instances() == [("clean", ()), ("ship", ())]
+    assert machine_class(spec_path(), "CkptFenced", RunConfig(steps=5, keep_interval=2).consts) is CkptFenced
+    # the run's length is not part of the machine: a million steps run the same window
+    assert RunConfig(steps=10**6).consts == RunConfig(steps=5).consts
+    big = machine_class(spec_path(), "CkptFenced", RunConfig(readers=4, async_level=2, keep_interval=0).consts)
+    assert big is not CkptFenced and dict(big.VARS)["n"].hi == 5 and len(big().snapshot().reg) == 4
+    assert ("clean", ()) in big().enabled_instances()
 
 
 def test_unknown_constant_is_a_spec_error(run_cli) -> None:
@@ -106,24 +109,63 @@ def test_every_bad_file_is_a_typed_error(tmp_path: Path) -> None:
 
 def test_bad_protocol_files_stop_an_actor_with_the_path(tmp_path: Path) -> None:
     layout = create_run(tmp_path / "b", RunConfig(steps=4))
-    good = (layout.root / "PROTOCOL.0").read_bytes()
-    (layout.root / "PROTOCOL.1").write_bytes(good[:-5])  # a torn newer slot: the older one is used
     with ProtocolStore(layout.root, actor="t") as store:
-        assert store.peek().n == 0
-        (layout.root / "PROTOCOL.0").write_text("garbage")
-        with pytest.raises(E.BadFile, match="no valid protocol state"):
-            store.peek()
+        with store.transaction() as m:
+            m.clean()  # a second commit: both state slots exist
+        good = [p.read_bytes() for p in store.file.slots]
+        for i in (0, 1):  # a damaged slot, newer or older, is an error: never a rollback to the other
+            store.file.slots[i].write_bytes(good[i][:100])
+            with pytest.raises(E.BadFile, match="damaged protocol state") as info:
+                store.peek()
+            assert info.value.path == store.file.slots[i]
+            store.file.slots[i].write_bytes(good[i])
+        assert store.peek().tpc.name == "WAIT"
     StateFile(layout.root).write(7, {"machine": "CkptFenced", "state": {"n": 99}})
     with ProtocolStore(layout.root, actor="t") as store, pytest.raises(E.BadFile, match="PROTOCOL.1: bad state"):
         store.peek()
+    for slot, data in zip(StateFile(layout.root).slots, good, strict=True):
+        slot.write_bytes(data)
     layout.epoch.write_text('{"epoch": "one"}')
     with pytest.raises(E.BadFile, match="non-negative integer"):
         read_epoch(layout)
+    layout.epoch.write_text('{"epoch": 7}')  # an unknown, future epoch
+    with ProtocolStore(layout.root, actor="t") as store, pytest.raises(E.BadFile, match="says epoch 7, a future"):
+        Trainer(store)
+    layout.epoch.write_text('{"epoch": 0}')
     (layout.root / "RUN.json").write_text('{"policy": "yolo"}')
     with pytest.raises(E.BadFile, match="policy"):
         ProtocolStore(layout.root, actor="t")
     with pytest.raises(E.CkptError, match="not empty"):
         create_run(layout.root, RunConfig(steps=4))
+
+
+def test_a_missing_folder_or_a_wrong_marker_is_typed_and_nothing_is_recreated(tmp_path: Path) -> None:
+    run = InProcessRun(tmp_path / "b", RunConfig(steps=6, shard_mb=0.01))
+    run.trainer.clean()
+    run.layout.staging.rmdir()
+    with pytest.raises(E.MissingFolder, match=r"\.staging: missing folder"):
+        run.publish_next()
+    assert not run.layout.staging.exists() and run.snap().tpc.name == "TOP"
+    run.layout.staging.mkdir()
+    run.trainer.publish()
+    run.trainer.clean()
+    run.load_newest()
+    assert read_json(run.layout.marker) == {"epoch": 0, "step": 1}
+    run.poller.check_marker()  # read back: it says what the state says
+    write_json(run.layout.marker, {"epoch": 0, "step": 9})
+    with pytest.raises(E.BadFile, match="says epoch 0, step 9; the protocol state says epoch 0, step 1"):
+        run.poller.check_marker()
+    run.layout.marker.unlink()
+    with pytest.raises(E.BadFile, match="LOADED_STEP: missing"):
+        run.poller.check_marker()
+    run.publish_next()
+    run.load_newest()
+    run.trainer.clean()  # step 1 retired into .trash ...
+    assert run.snap().trash
+    shutil.rmtree(run.layout.trash)
+    with pytest.raises(E.MissingFolder, match=r"\.trash: missing folder"):
+        run.trainer.purge()
+    assert run.snap().trash  # ... and the purge did not happen
 
 
 # ------------------------------------------------------------------ one transition at a time
@@ -163,7 +205,7 @@ def test_read_only_folder_is_a_clear_error_and_nothing_is_deleted(tmp_path: Path
     assert not any(run.layout.trash.iterdir()) and run.snap().trash == frozenset()  # type: ignore[attr-defined]
 
 
-def test_a_corrupt_shard_is_a_typed_failure_and_the_reader_keeps_serving(tmp_path: Path) -> None:
+def test_a_corrupt_shard_is_a_failed_load_and_the_reader_keeps_serving(tmp_path: Path) -> None:
     run = InProcessRun(tmp_path / "b", RunConfig(steps=6, shard_mb=0.01))
     run.trainer.clean()
     run.publish_next()
@@ -172,17 +214,21 @@ def test_a_corrupt_shard_is_a_typed_failure_and_the_reader_keeps_serving(tmp_pat
     shard.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     for body in (run.poller.start, run.poller.send):
         run.poller.step(body)
-    assert run.reader.load(1) is None
+    assert run.reader.load() is None
     assert run.reader.stats.load_failures == 1 and run.reader.stats.errors[0].startswith("ManifestMismatch")
-    assert run.reader.stats.divergences == 1  # the spec has no bit rot: the machine thinks the load went fine
-    run.poller.step(run.poller.done)
-    run.poller.step(lambda m: m.record())
+    snap = run.snap()
+    assert not snap.reg[0] and not snap.member[0]  # read_fail: the reader left the fan-out
+    run.poller.store.peek()
+    assert not run.poller.store.machine.enabled("load_done")  # nobody loaded step 1
+    run.poller.step(lambda m: m.load_abort())
+    snap = run.snap()
+    assert snap.c == 0 and snap.LS is None and snap.poll.name == "IDLE"  # the loaded step did not move
+    assert not run.layout.marker.exists()
+    run.reader.register()  # joins again
     run.trainer.clean()
     run.publish_next()
-    for body in (run.poller.start, run.poller.send):
-        run.poller.step(body)
-    loaded = run.reader.load(2)
-    assert loaded is not None and float(loaded[0]["layer0.weight"][0]) == 2.0
+    run.load_newest()
+    assert run.snap().member[0] and run.absolute(run.snap().c) == 2 and read_json(run.layout.marker)["step"] == 2
 
 
 def test_full_disk_fails_the_publish_and_publishes_nothing(tmp_path: Path) -> None:
@@ -303,7 +349,7 @@ def test_trainer_killed_mid_write_never_shows_a_torn_step(tmp_path: Path) -> Non
     run_until(run, options)
     run = finish(run)
     assert run.total("load_failures") == 0 and run.total("torn_reads") == 0
-    assert _replay(run) == ("ok", []) and run.final.n == 8
+    assert _replay(run) == ("ok", []) and run.final_step == 8
 
 
 def _resume_over_stale_folder(tmp_path: Path, policy: str) -> tuple[object, dict, list[int]]:
@@ -330,8 +376,7 @@ def _resume_over_stale_folder(tmp_path: Path, policy: str) -> tuple[object, dict
 def test_resume_over_a_stale_folder_prunes_and_loads_r_first(tmp_path: Path, run_cli) -> None:
     run, removed, first_loads = _resume_over_stale_folder(tmp_path, "fenced")
     traces = sorted(str(p) for p in run.traces.glob("*.jsonl"))  # type: ignore[attr-defined]
-    code, out, _ = run_cli("replay", str(spec_path()), "--machine", "CkptFenced", "--const", "S=8",
-                           "--const", "I=2", *traces)
+    code, out, _ = run_cli("replay", str(spec_path()), "--machine", "CkptFenced", "--const", "I=2", *traces)
     assert code == 0 and "no invariant is violated" in out, out
     assert removed["marker"] and removed["staging"] >= 1
     assert read_epoch(Layout(run.root)) == 1  # type: ignore[attr-defined]

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .common import POLL_S, Deadline, Stats, run_over
-from .files import touch, write_atomic, write_json
+from .errors import BadFile
+from .files import int_field, read_json, touch, write_atomic, write_json
 from .lease import Leases
 from .store import ProtocolStore
 
@@ -64,6 +65,8 @@ class Poller:
         self._fanout_since: float | None = None  # fenced: when the current fan-out began
 
     def run(self, deadline: Deadline) -> None:
+        if self.fenced:
+            self.check_marker()
         while True:
             snap = self.store.peek()
             deadline.check("the orchestrator's poll task", self.store.seq)
@@ -82,6 +85,8 @@ class Poller:
                 self.step(self.send)
             elif state == "LOAD" and (self.store.machine.enabled("load_done") if self.fenced else snap.rd.name == "OK"):
                 self.step(self.done)
+            elif state == "LOAD" and self.fenced and self.store.machine.enabled("load_abort"):
+                self.step(lambda m: m.load_abort())  # every reader failed or left: nothing was loaded
             elif not self.fenced and snap.rd.name == "FAILED":
                 self.step(lambda m: m.load_failed() if m.enabled("load_failed") else None)
                 return  # gather raised: the poll task dies and the run crashes
@@ -142,6 +147,19 @@ class Poller:
         elif self.marker and snap.LS is not None:
             write_json(self.layout.marker, {"epoch": snap.lsEpoch, "step": snap.LS})
         self.stats.loads_ok += 1
+
+    def check_marker(self) -> None:
+        """Fenced: LOADED_STEP, read back, must say what the committed state says (absent without a load)."""
+        path = self.layout.marker
+        obj = read_json(path, "written by the orchestrator after every completed load")
+        snap = self.store.peek()
+        want = None if snap.LS is None else (self.store.epoch, self.store.absolute(snap.LS))
+        got = None if obj is None else (int_field(path, obj, "epoch"), int_field(path, obj, "step"))
+        if got != want:
+            said = "nothing" if want is None else f"epoch {want[0]}, step {want[1]}"
+            raise BadFile(path, f"says epoch {got[0]}, step {got[1]}; the protocol state says {said}" if got
+                          else f"missing; the protocol state says {said}",
+                          "the marker was edited, or a process died between the two writes: resume the run")
 
     def evict_expired(self, snap: Any) -> None:
         """Fenced: evict every registered reader (and the eval reader) whose lease ran out."""
