@@ -286,14 +286,16 @@ def test_a_killed_worker_fails_the_demo_and_the_report_names_it(tmp_path: Path) 
     assert report["steps_published"] < 40
 
 
-def _wait_for_worker(root: Path, role: str, ready: Callable[[], bool]) -> int:
-    """The pid of the demo's ``role`` worker on ``root``, once ``ready()`` holds."""
+def _wait_for_worker(root: Path, role: str, ready: Callable[[], bool], name: str | None = None) -> int:
+    """The pid of the demo's ``role`` worker on ``root`` (named ``name``), once ``ready()`` holds."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        pids = [pid for pid, argv in _workers() if str(root) in argv and argv[argv.index("racefree.runtime.ckpt.worker") + 1] == role]
+        pids = [pid for pid, argv in _workers() if str(root) in argv
+                and argv[argv.index("racefree.runtime.ckpt.worker") + 1] == role
+                and (name is None or name in argv)]
         if pids and ready():
             return pids[0]
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise AssertionError(f"no {role} worker under {root} got ready")
 
 
@@ -405,3 +407,93 @@ def test_demo_refuses_bad_options(run_cli) -> None:
     code, _, err = run_cli("demo", "ckpt", "--resume-at", "3", "--keep-interval", "2")
     assert code == 2 and "multiple of --keep-interval" in err
     assert (ROOT / "spec" / "protocols" / "ckpt_retention.rf").exists()
+
+
+# ------------------------------------------------------------------ dead readers, resumes, long runs
+
+def _fenced_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
+    root = tmp_path / "b"
+    proc = subprocess.Popen([sys.executable, "-m", "racefree.cli.main", "demo", "ckpt", "--json", "--dir", str(root),
+                             "--shard-mb", "0.01", "--timeout", "60", *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, root
+
+
+def _report(proc: subprocess.Popen[str]) -> dict:
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in err, err
+    return json.loads(out)
+
+
+def _reader_state(root: Path, i: int) -> str:
+    with contextlib.suppress(E.CkptError, FileNotFoundError), ProtocolStore(root, actor="watch") as store:
+        return str(store.peek().rd[i].name)
+    return ""
+
+
+def test_readers_killed_mid_load_and_idle_are_evicted_and_the_run_completes(tmp_path: Path) -> None:
+    """Three readers: reader0 is SIGKILLed in the middle of a load, reader1 while idle; reader2 carries
+    the run. Both dead readers' leases run out, the poll task evicts them, every step is published."""
+    proc, root = _fenced_demo(tmp_path, "--readers", "3", "--steps", "24", "--lag", "0.4", "--lease", "1.5",
+                              "--train-s", "0.1")
+    try:
+        os.kill(_wait_for_worker(root, "reader", lambda: _reader_state(root, 0) == "READING", "reader0"), signal.SIGKILL)
+        os.kill(_wait_for_worker(root, "reader", lambda: _reader_state(root, 1) == "RIDLE", "reader1"), signal.SIGKILL)
+    finally:
+        r = _report(proc)
+    assert proc.returncode == 1 and not r["ok"]  # a worker died: never exit 0 ...
+    assert r["completed"] and r["steps_published"] == 24 and r["replay"] == "ok", r  # ... but the run finished
+    assert r["failed_workers"]["reader01"].startswith("killed by SIGKILL")
+    assert {"reader0", "reader1"} <= set(r["evictions"])
+    assert r["load_failures"] == 0 and r["max_step_dirs_on_disk"] <= r["disk_bound"]
+
+
+def test_a_reader_that_never_comes_back_is_evicted(tmp_path: Path) -> None:
+    """A stale record of a reader from a previous run (renewed an hour ago), whose process never
+    starts: its lease has run out, it is evicted, and the run does not wait for it."""
+    cfg = RunConfig(policy="fenced", steps=10, readers=2, shard_mb=0.01, lease_s=1.5, eval_reader=False)
+    run = start_run(cfg, tmp_path / "b")
+    stale = Layout(run.root).record("reader1")
+    write_json(stale, {"epoch": 0, "reader": 1, "role": "reader"})
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    run_until(run, DemoOptions(absent_readers=(1,), timeout=60))
+    run = finish(run)
+    assert run.finished and run.failed_workers() == {}
+    assert [e for s in run.stats if s["actor"] == "orchestrator" for e in s["evictions"]] == ["reader1"]
+    assert _replay(run) == ("ok", [])
+
+
+def test_three_resumes_of_one_run_folder(tmp_path: Path) -> None:
+    cfg = RunConfig(policy="fenced", steps=14, keep_interval=2, resume=True, shard_mb=0.01, lease_s=2)
+    run = start_run(cfg, tmp_path / "b")
+    options = DemoOptions(lag=0.05, timeout=60)
+    for stop, base in ((4, 2), (8, 6), (11, 10)):
+        run_until(run, options, stop_when=lambda v, stop=stop: v.n >= stop)
+        removed = resume_run(run.root, base, trace_dir=run.traces)
+        assert all(v > base for v in removed["steps"]) and removed["marker"]
+    run_until(run, options)
+    run = finish(run)
+    assert read_epoch(Layout(run.root)) == 3 and run.finished and run.final_step == 14
+    first = {s["epoch"]: s["loaded"][0] for s in run.stats if s["actor"] == "reader0" and s["loaded"]}
+    assert {e: first.get(e) for e in (1, 2, 3)} == {1: 2, 2: 6, 3: 10}, first  # each resumed run loads R first
+    assert run.total("load_failures") == 0 and _replay(run) == ("ok", [])
+
+
+def test_a_long_run_slides_its_window_and_its_state_does_not_grow(tmp_path: Path) -> None:
+    run = InProcessRun(tmp_path / "b", RunConfig(steps=10**9, shard_mb=0.001, eval_reader=False))
+    run.trainer.clean()
+    sizes = []
+    for _ in range(60):
+        run.trainer_step()
+        run.load_newest()
+        sizes.append(len(json.dumps(run.trainer.store.file.read()[1])))
+    snap = run.snap()
+    assert run.absolute(snap.n) == 60 and run.trainer.store.base == 60 - run.trainer.config.window
+    assert snap.n == run.trainer.config.window  # the machine's own numbers stay inside the window
+    assert sorted(run.layout.step_dirs()) == [59, 60]
+    assert max(sizes[10:]) - min(sizes[10:]) <= 2  # a digit of the base, not the run's history
+    run.close()

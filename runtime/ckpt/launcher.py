@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ def resume_run(root: str | os.PathLike[str], step: int, *, trace_dir: Path | Non
     ``marker`` was there.
     """
     removed: dict[str, Any] = {"steps": [], "staging": 0, "trash": 0, "records": 0, "marker": False, "evicted": []}
-    with ProtocolStore(root, actor="launcher", trace_dir=trace_dir) as store, store.transaction() as m:
+    # one trace file per resume (a recorder's file is per process and stem, and truncated when opened)
+    actor = f"launcher-{time.time_ns()}"
+    with ProtocolStore(root, actor=actor, trace_dir=trace_dir) as store, store.transaction() as m:
         layout = store.layout
         if store.config.fenced:
             removed["evicted"] = _evict_everyone(m)
