@@ -51,6 +51,6 @@ def test_ckpt_runtime_never_loads_z3_or_the_cli() -> None:
     code = ("import sys, racefree.runtime.ckpt.worker as w, racefree.runtime.ckpt.demo; "
             "from racefree.codegen.instance import machine_class; "
             "from racefree.runtime.ckpt.config import spec_path; "
-            "machine_class(spec_path(), 'CkptFenced', {'S': 9}); "
+            "machine_class(spec_path(), 'CkptFenced', {'M': 3}); "
             "sys.exit(1 if 'z3' in sys.modules or 'racefree.verification' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -24,7 +24,7 @@ STATE_COUNTS = {
     "SlotRingFencedLeaseReaper": 121_717,
     "GpuAllocPreFix": 46, "GpuAllocHooksWired": 5_249, "GpuAllocPostFix": 26_587, "GpuAllocFenced": 6_116,
     "CkptPreFix": 1_873, "CkptPostFix": 2_623, "CkptPostFixEval": 21_252, "CkptPostFixResume": 33_732,
-    "CkptPostFixResumePrune": 9_340, "CkptFenced": 7_874,
+    "CkptPostFixResumePrune": 9_340, "CkptFenced": 218_424,
 }
 
 # (machine, property) -> (the brief's trace and its length, the expected action sequence or None)
@@ -121,13 +121,27 @@ def test_fenced_variants_hold_everything_unbounded(name: str) -> None:
         assert res.verdict == "holds" and res.bound is None, (res.prop, res.verdict)
 
 
-@pytest.mark.parametrize("consts", [{"S": 6, "I": 0}, {"S": 7, "I": 2}])
-def test_fenced_disk_bound_beyond_the_default_instance(consts: dict[str, int]) -> None:
-    """The bound K = A + 3 + E the ckpt runtime relies on at its own sizes (`racefree demo ckpt` found
-    that without purging before the next publish it fails from S = 6 with I = 0)."""
+@pytest.mark.parametrize("consts", [{"A": 2, "I": 0}, {"A": 1, "I": 3}, {"A": 1, "I": 2, "M": 3}])
+def test_fenced_ckpt_safety_is_proven_at_other_run_sizes(consts: dict[str, int]) -> None:
+    """The ckpt runtime builds the fenced machine at the run's own A, I and readers M (never at its
+    length: steps are a window): the same lemmas prove its safety there."""
     m = load_instance(PROTOCOLS / "ckpt_retention.rf", "CkptFenced", consts)
-    res = MachineChecker(m, Options()).check("bounded_disk")
-    assert res.verdict == "holds" and res.bound is None, res
+    checker = MachineChecker(m, Options())
+    for prop in checker.safety_props():
+        res = checker.check(prop)
+        assert res.verdict == "holds" and res.method == "proof", (prop, res.method, res.detail)
+
+
+@pytest.mark.slow
+def test_fenced_ckpt_liveness_with_two_readers() -> None:
+    """Liveness with two readers that die, fail, flap between eviction and joining: a load always
+    ends and the trainer is always fed unless another failure comes first (2,264,466 states: past
+    `racefree check`'s default state graph)."""
+    m = load_instance(PROTOCOLS / "ckpt_retention.rf", "CkptFenced", {"M": 2})
+    checker = MachineChecker(m, Options(graph_states=3_000_000))
+    for prop in ("loads_complete", "trainer_fed", "cleanup_progress"):
+        res = checker.check(prop)
+        assert res.verdict == "holds" and res.bound is None, (prop, res.verdict, res.detail)
 
 
 @pytest.mark.slow
@@ -171,14 +185,10 @@ def _machine(f: ir.SpecFile, name: str) -> ir.Machine:
 def test_every_safety_property_of_a_fenced_variant_is_proven(spec: str, machine: str) -> None:
     """Item 4 of issue 15: with the brief's auxiliary invariants stated as lemma_* invariants,
     every safety property of every fenced design is an unbounded proof whose certificate (the
-    lemmas) re-checked, not an enumeration of one instance. deadlock_free too, except for
-    CkptFenced (its lemmas do not imply that some action is always enabled: enumerated)."""
+    lemmas) re-checked, not an enumeration of one instance. deadlock_free too."""
     m = _machine(load_file(PROTOCOLS / spec), machine)
     checker = MachineChecker(m, Options())
-    safety = checker.safety_props()
-    if machine == "CkptFenced":
-        safety.remove(ir.DEADLOCK_FREE)
-    for prop in safety:
+    for prop in checker.safety_props():
         res = checker.check(prop)
         assert res.verdict == "holds" and res.method == "proof" and res.bound is None, (prop, res.method, res.detail)
         assert res.certificate and "Houdini" in res.detail
@@ -225,12 +235,21 @@ def test_trace_b_prime_at_two_rollouts() -> None:
     assert checker.check("rollouts_complete").verdict == "violated"
 
 
-def test_fenced_disk_bound_needs_the_purge_before_publish(tmp_path: Path) -> None:
-    """Teeth for the test above: the fenced variant without the `trash == {}` guard breaks the bound."""
+def test_fenced_ckpt_properties_have_teeth(tmp_path: Path) -> None:
+    """Teeth for the window and the leases: a slide that does not wait for its bottom step to be
+    retired drops a live step (the runtime would never delete it); without the fair expiry of a
+    dead reader's lease, one dead reader stalls every load."""
     text = (PROTOCOLS / "ckpt_retention.rf").read_text()
-    guard = "requires tpc == TOP and n > 0 and trash == {}"
-    assert guard in text
-    spec = tmp_path / "ckpt_retention.rf"
-    spec.write_text(text.replace(guard, "requires tpc == TOP and n > 0"))
-    res = MachineChecker(load_instance(spec, "CkptFenced", {"S": 6, "I": 0}), Options()).check("bounded_disk")
-    assert res.verdict == "violated" and res.trace
+
+    def variant(old: str, new: str) -> ir.Machine:
+        assert old in text
+        spec = tmp_path / "ckpt_retention.rf"
+        spec.write_text(text.replace(old, new))
+        return _machine(load_file(spec), "CkptFenced")
+
+    m = variant("and trash == {} and not (0 in present and not kept(0))", "and trash == {}")
+    res = MachineChecker(m, Options()).check("window_sound")
+    assert res.verdict == "violated" and res.replayed and res.trace[-1].action == "slide"
+    m = variant("  fair expire\n", "")
+    res = MachineChecker(m, Options()).check("loads_complete")
+    assert res.verdict == "violated" and "die" in [s.action for s in res.trace], res.detail
