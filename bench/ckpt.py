@@ -69,7 +69,8 @@ def bare_step(folder: Path, n: int, shards: int, shard_mb: float) -> float:
     return time.perf_counter() - t0
 
 
-def protocol_steps(root: Path, steps: int, shards: int, shard_mb: float) -> list[tuple[float, float, float, float]]:
+def protocol_steps(root: Path, steps: int, shards: int, shard_mb: float,
+                   state_sizes: list[int] | None = None) -> list[tuple[float, float, float, float]]:
     """Per step: (trainer total, time in the data I/O, sha256 of the shards, other fsyncs), seconds.
 
     Data I/O, timed around the calls that do it: ``save_shard`` (torch.save, the sha256
@@ -79,6 +80,7 @@ def protocol_steps(root: Path, steps: int, shards: int, shard_mb: float) -> list
     """
     run = InProcessRun(root, RunConfig(policy="fenced", steps=steps + 1, shards=shards, shard_mb=shard_mb,
                                        eval_reader=False))
+    slots = run.trainer.store.file.slots
     io = [0.0, 0.0, 0.0]
     depth = [0]
 
@@ -118,6 +120,8 @@ def protocol_steps(root: Path, steps: int, shards: int, shard_mb: float) -> list
             total = time.perf_counter() - t0 - io[1]
             out.append((total, io[0], io[1], io[2]))
             run.load_newest()  # not the trainer's time (its fsyncs come after the step is read off)
+            if state_sizes is not None:  # the committed state's bytes (the slot file is padded to 4 KiB)
+                state_sizes.append(max(len(p.read_bytes().rstrip(b" ")) for p in slots))
     finally:
         for (owner, name), fn in saved.items():
             setattr(owner, name, fn)
@@ -137,6 +141,17 @@ def bookkeeping_row(mb: float, steps: int, shards: int = 2) -> dict[str, float]:
             "bookkeeping_ms": statistics.median(t - io - fs for t, io, _, fs in proto[keep]) * 1e3,
             "fsync_ms": statistics.median(fs for _, _, _, fs in proto[keep]) * 1e3,
             "digest_ms": statistics.median(h for _, _, h, _ in proto[keep]) * 1e3}
+
+
+def long_run(steps: int) -> dict[str, float]:
+    """A fenced run of ``steps`` small steps in one process: the bookkeeping per step and the
+    committed state's size near its start (steps 10-19) and its end (the last 10 steps)."""
+    sizes: list[int] = []
+    with tempfile.TemporaryDirectory() as d:
+        proto = protocol_steps(Path(d) / "run", steps, 2, 0.005, sizes)
+    book = [(t - io - fs) * 1e3 for t, io, _, fs in proto]
+    return {"steps": steps, "early_ms": statistics.median(book[10:20]), "late_ms": statistics.median(book[-10:]),
+            "early_bytes": max(sizes[10:20]), "late_bytes": max(sizes[-10:])}
 
 
 def demo(policy: str, steps: int) -> dict:
@@ -159,6 +174,12 @@ def main() -> None:
         r = bookkeeping_row(mb, steps)
         print(f"| {mb:g} MiB | {r['bare_ms']:.1f} ms | {r['step_ms']:.1f} ms | {r['step_ms'] / r['bare_ms']:.2f}x "
               f"| {r['bookkeeping_ms']:.2f} ms | {r['fsync_ms']:.2f} ms | {r['digest_ms']:.1f} ms |")
+    print()
+    r = long_run(100 if args.quick else 1000)
+    print(f"| fenced run of {r['steps']} steps (0.01 MiB) | steps 10-19 | last 10 steps |")
+    print("|---|---|---|")
+    print(f"| bookkeeping per step (median) | {r['early_ms']:.2f} ms | {r['late_ms']:.2f} ms |")
+    print(f"| committed state (bytes) | {r['early_bytes']:.0f} | {r['late_bytes']:.0f} |")
     print()
     print("| policy (--lag 0.5) | steps published | load failures | max step folders on disk | bound K | replay |")
     print("|---|---|---|---|---|---|")

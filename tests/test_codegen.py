@@ -329,3 +329,23 @@ def test_gen_never_overwrites_a_file_it_did_not_write(tmp_path: Path, run_cli) -
     code, _, err = run_cli("gen", str(spec), "-o", str(out))
     assert code == 2 and "was not written by racefree gen" in err
     assert sorted(p.name for p in out.iterdir()) == ["slots_live.py"]  # nothing else written
+
+
+@pytest.mark.slow
+def test_a_users_module_type_checks_against_the_installed_package(tmp_path: Path) -> None:
+    """mypy --strict on a trainer's module that imports a generated machine, against racefree as
+    installed (the README's editable install, or pip install .): the package ships py.typed and
+    its import paths are ones a type checker can follow."""
+    user = tmp_path / "trainer_loop.py"
+    user.write_text(
+        "from racefree.runtime.generated.ckpt_fenced import CkptFenced\n\n\n"
+        "def next_step(m: CkptFenced) -> int:\n"
+        "    m.clean()\n"
+        "    return m.snapshot().n + 1\n")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(user)],
+                         cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    user.write_text(user.read_text().replace("return m.snapshot().n + 1", 'return m.snapshot().tpc + "x"'))
+    out = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(user)],
+                         cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert out.returncode == 1 and "Unsupported operand" in out.stdout, out.stdout  # the types are real

@@ -76,11 +76,13 @@ class StateFile:
 
 
 def _decode(data: bytes) -> dict[str, Any] | None:
-    payload, sep, tail = data.rstrip(b" ").rstrip(b"\n").rpartition(b"\n")
-    if not sep or len(tail) != 8:
+    # payload (one JSON line) "\n" crc "\n" padding: the first newline ends the payload
+    payload, sep, rest = data.partition(b"\n")
+    crc = rest[:8]
+    if not sep or len(crc) != 8 or rest[8:9] != b"\n":
         return None
     try:
-        if int(tail, 16) != zlib.crc32(payload):
+        if int(crc, 16) != zlib.crc32(payload):
             return None
         obj = json.loads(payload)
     except ValueError:
