@@ -44,7 +44,7 @@ class Drift:
 def default_outdir() -> Path:
     import racefree.runtime
 
-    return Path(racefree.runtime.__file__).parent / "generated"
+    return Path(racefree.runtime.__file__).resolve().parent / "generated"  # through an editable install's links
 
 
 def source_hash(spec_text: str) -> str:
