@@ -189,7 +189,8 @@ class Recorder:
         self.path = Path(path)
         self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self._written = 0  # events numbered and written so far (seq counts from 1)
-        self._buf: list[tuple[int, str]] = []
+        self._times: list[int] = []
+        self._tails: list[str] = []
         self._lock = threading.Lock()
         self._end = f',"pid":{os.getpid()}}}\n'
         _OPEN_RECORDERS.add(self)
@@ -203,17 +204,18 @@ class Recorder:
 
     def record(self, info: ActionInfo, args: tuple[Any, ...]) -> None:
         # The hot path only looks up the event's cached tail (machine, role, action, args, pid)
-        # and takes the time: it appends (time, tail) to a list without a lock (list.append is
-        # atomic, and the writer takes a prefix of the list, see _write, so a concurrent append
-        # is never lost). seq and time are formatted when the buffer is drained, a batch at a
+        # and takes the time: it appends each to a list without a lock (list.append is atomic,
+        # and the writer takes a prefix of the lists, see _write, so a concurrent append is
+        # never lost; a race between the two appends is why the tails' length counts). seq and time are formatted when the buffer is drained, a batch at a
         # time, which is cheaper than one f-string per event (bench/generated_runtime.py).
         try:
             tail = info.tails[args]
         except KeyError:
             tail = info.event_tail(args)
-        buf = self._buf
-        buf.append((_time_ns(), tail))
-        if len(buf) >= self.BATCH:
+        self._times.append(_time_ns())  # two lists of ints and strs: nothing the cyclic GC tracks
+        tails = self._tails
+        tails.append(tail)
+        if len(tails) >= self.BATCH:
             with self._lock:
                 self._write()
 
@@ -225,14 +227,14 @@ class Recorder:
         """
         if self._file is None:
             raise ValueError(f"recorder {self.path} is closed")
-        buf = self._buf
-        n = len(buf)
-        chunk = buf[:n]
-        del buf[:n]  # one C call each: an append racing with the drain lands after n and stays
+        times, tails = self._times, self._tails
+        n = len(tails)  # a time is appended before its tail: both lists hold at least n
+        ts, ls = times[:n], tails[:n]
+        del times[:n], tails[:n]  # one C call each: an append racing with the drain lands after n and stays
         first, end = self._written + 1, self._end
         self._written += n
         self._file.write("".join([f'{{"seq":{seq},"time":{t}e-9,{tail}{end}'
-                                  for seq, (t, tail) in zip(range(first, first + n), chunk, strict=True)]))
+                                  for seq, t, tail in zip(range(first, first + n), ts, ls, strict=True)]))
 
     def flush(self) -> None:
         with self._lock:
