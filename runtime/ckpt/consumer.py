@@ -25,7 +25,7 @@ from typing import Any
 
 from .common import POLL_S, Deadline, Stats, run_over
 from .errors import BadFile, CkptError, StepRetired, TornRead
-from .files import listed_shards, load_shard, read_json, read_manifest, write_json
+from .files import Layout, listed_shards, load_shard, read_json, read_manifest, write_json
 from .launcher import check_epoch, run_epoch
 from .lease import Heartbeat
 from .store import ProtocolStore
@@ -34,12 +34,12 @@ DONE = ("ok", "failed", "torn")
 
 
 class Reader:
-    """One inference reader: waits to be asked, lags, loads the target, records it."""
+    """One inference reader under an upstream policy: waits to be asked, lags, loads the target,
+    records it; the fan-out's bookkeeping is in the readers' records (the spec has one server)."""
 
     def __init__(self, store: ProtocolStore, name: str, *, lag_s: float = 0.0, stats: Stats | None = None) -> None:
         self.store, self.name, self.lag_s = store, name, lag_s
         self.layout = store.layout
-        self.fenced = store.config.policy == "fenced"
         self.stats = stats or Stats(name)
         self.epoch = self.stats.epoch = run_epoch(store)
         self.record: dict[str, Any] = {"epoch": self.epoch, "loaded": None, "pin": None, "target": None,
@@ -69,17 +69,15 @@ class Reader:
     def load(self, t: int) -> list[dict[str, Any]] | None:
         """Load step t as part of the current fan-out: its shards' state dicts, or None if it failed."""
         time.sleep(self.lag_s)  # the lagging reader: sleeps after being asked
-        self.record.update(target=t, status="reading", pin=t if self.fenced else None)
+        self.record.update(target=t, status="reading")
         reads = ShardReads(t)
         with self.store.transaction() as m:
             check_epoch(self.store, self.epoch)
             if m.snapshot().rd.name == "QUEUED":
-                m.open()  # the first reader's open: fenced, this is the pin
+                m.open()  # the first reader's open
             snap = m.snapshot()
             try:
-                if snap.rd.name == "FAILED" and self.fenced:
-                    raise StepRetired(t, _floor(snap))  # refused before any read
-                reads.shards = self._shards(t)  # the upstream policies just list the folder and find it gone
+                reads.shards = [(p, None) for p in listed_shards(self.layout.step(t), t)]  # finds it gone
                 if snap.rd.name == "FAILED":
                     self.stats.divergences += 1  # the machine saw no shard, the disk has one
             except CkptError as exc:
@@ -100,12 +98,6 @@ class Reader:
                     self.stats.divergences += 1
         return reads.settle(self.stats)
 
-    def _shards(self, t: int) -> list[tuple[Path, dict[str, Any] | None]]:
-        folder = self.layout.step(t)
-        if self.fenced:
-            return [(folder / e["name"], e) for e in read_manifest(folder, t)]
-        return [(p, None) for p in listed_shards(folder, t)]
-
     def _statuses(self, t: int) -> list[str] | None:
         """Every registered reader's status for target t of this epoch; None while one is still loading."""
         out = []
@@ -122,12 +114,6 @@ class Reader:
                 return None
             out.append(str(rec["status"]))
         return out if len(out) >= self.store.config.readers else None  # one has not registered yet
-
-
-def _floor(snap: Any) -> int | None:
-    if snap.LS is None or snap.ver is None:
-        return None
-    return int(min(snap.LS, snap.ver))
 
 
 class FencedReader:
@@ -198,11 +184,7 @@ class FencedReader:
                 return None  # or evicted meanwhile
             m.open(self.i)
             t = self.store.absolute(m.snapshot().ptgt)
-            reads = ShardReads(t)
-            try:
-                reads.shards = [(self.layout.step(t) / e["name"], e) for e in read_manifest(self.layout.step(t), t)]
-            except CkptError as exc:
-                reads.error = exc
+            reads = ShardReads.of_manifest(self.layout, t)
         reads.all_but_last(self.lag_s)  # and between shards
         with self.store.transaction() as m:
             if m.snapshot().rd[self.i].name != "READING":
@@ -247,11 +229,7 @@ class EvalReader:
             m.eval_open(v)
             t = self.store.absolute(v)
             write_json(record, {"epoch": self.epoch, "pin": t, "role": "eval"}, durable=False)
-            reads = ShardReads(t)
-            try:
-                reads.shards = [(self.layout.step(t) / e["name"], e) for e in read_manifest(self.layout.step(t), t)]
-            except CkptError as exc:
-                reads.error = exc
+            reads = ShardReads.of_manifest(self.layout, t)
         heartbeat = Heartbeat(record, self.store.config.lease_s / 4).start()
         try:
             reads.all_but_last(self.lag_s)  # a slow evaluation: the pin protects the step meanwhile
@@ -279,6 +257,16 @@ class ShardReads:
         self.shards: list[tuple[Path, dict[str, Any] | None]] = []
         self.loaded: list[dict[str, Any]] = []
         self.error: CkptError | None = None
+
+    @classmethod
+    def of_manifest(cls, layout: Layout, step: int) -> ShardReads:
+        """A published step's shards as its manifest lists them (an unreadable manifest: the load's error)."""
+        reads = cls(step)
+        try:
+            reads.shards = [(layout.step(step) / e["name"], e) for e in read_manifest(layout.step(step), step)]
+        except CkptError as exc:
+            reads.error = exc
+        return reads
 
     def _read(self, path: Path, entry: dict[str, Any] | None) -> None:
         if self.error is None:

@@ -126,8 +126,9 @@ class Poller:
         touch(folder / "NCCL_READY")
 
     def _fan_out(self, m: Any) -> None:
-        """Ask every registered reader; end the fan-out once the machine allows it and every
-        configured reader has joined (or a lease's time passed: a missing reader is not waited for)."""
+        """Ask every registered reader; end the fan-out once the machine allows it. The resume load
+        also waits for the resumed run's readers to join (at most a lease's time: a reader that
+        does not come back is not waited for), so that they load the resume base first."""
         now = time.monotonic()
         if self._fanout_since is None:
             self._fanout_since = now
@@ -135,7 +136,7 @@ class Poller:
             if reg and rd.name == "RIDLE":
                 m.send(i)
         snap = m.snapshot()
-        if m.enabled("sent") and (all(snap.reg) or now - self._fanout_since > self.config.lease_s):
+        if m.enabled("sent") and (not snap.presume or all(snap.reg) or now - self._fanout_since > self.config.lease_s):
             m.sent()
             self._fanout_since = None
 
