@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from . import errors, ir
+from . import errors, ir, macros
 from .ir import TBool, TEmptySet, TEnum, TInt, TMap, TNone, TOption, TSet, Ty
 
 
@@ -249,7 +249,34 @@ class _Checker:
                 assigned.update(else_assigned)
                 out.append(replace(s, cond=cond, then=then, else_=else_))
                 continue
+            if isinstance(s, ir.For):
+                out += self.unroll(s, local, action, assigned)
+                continue
             out.append(self.assign(s, local, action, assigned))
+        return tuple(out)
+
+    def unroll(self, s: ir.For, local: dict[str, _Sym], action: str,
+               assigned: dict[str, errors.Loc]) -> tuple[ir.Stmt, ...]:
+        """``for q: T do body end`` as one checked copy of ``body`` per value of ``T``.
+        Every copy reads the pre-state, so the copies are independent; two copies that
+        assign the same cell are the ordinary "assigned twice" error."""
+        b = s.binder
+        if b.name in local:
+            raise errors.duplicate(b.loc, b.name, "loop variable", local[b.name].loc)
+        ty = self.finite_scalar(b.type, f"loop variable '{b.name}'")
+        if isinstance(ty, TInt) and ty.sym is not None:
+            raise errors.asymmetric(b.loc, f"a loop over symmetric type '{ty.sym}' names its values",
+                                    hint="state the update per value another way (a parameter, a set)")
+        out: list[ir.Stmt] = []
+        for v in ir.domain(ty):
+            value: ir.Expr
+            if isinstance(ty, TEnum):
+                value = ir.Name(ty.members[int(v)], b.loc)
+            elif isinstance(ty, TBool):
+                value = ir.BoolLit(bool(v), b.loc)
+            else:
+                value = ir.IntLit(int(v), b.loc)
+            out += self.stmts(macros.substitute(s.body, {b.name: value}), local, action, assigned)
         return tuple(out)
 
     def assign(self, s: ir.Assign, local: dict[str, _Sym], action: str,

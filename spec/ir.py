@@ -326,7 +326,16 @@ class If:
     loc: Loc = field(default=NOWHERE, compare=False)
 
 
-Stmt = Assign | If
+@dataclass(frozen=True, slots=True)
+class For:
+    """``for q: P do ... end``: the body once per value of ``q``'s type, all reading the
+    pre-state. The type checker unrolls it, so the typed IR never holds one."""
+    binder: Binder
+    body: tuple[Stmt, ...]
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+Stmt = Assign | If | For
 
 # ------------------------------------------------------------------ declarations
 

@@ -77,7 +77,7 @@ def _walk(node: Any, visit: Any, bound: frozenset[str]) -> Any:
     match node:
         case ir.Quant(binders=bs):
             inner = bound | {b.name for b in bs}
-        case ir.SetComp(binder=b):
+        case ir.SetComp(binder=b) | ir.For(binder=b):
             inner = bound | {b.name}
         case ir.Action(params=ps):
             inner = bound | {p.name for p in ps}

@@ -275,6 +275,10 @@ class _ToRaw(Transformer):
             rest = rest[:-1]
         return ir.If(cond, tuple(rest), else_, self._loc(meta))
 
+    @v_args(meta=True)
+    def for_stmt(self, meta: Any, items: list[Any]) -> ir.For:
+        return ir.For(items[0], tuple(items[1:]), self._loc(meta))
+
     def else_block(self, items: list[Any]) -> tuple[str, tuple[ir.Stmt, ...]]:
         return ("else", tuple(items))
 

@@ -102,6 +102,10 @@ def _show_stmts(stmts: tuple[ir.Stmt, ...], indent: str) -> list[str]:
     for s in stmts:
         if isinstance(s, ir.Assign):
             out.append(f"{indent}{show_expr(s.target)} := {show_expr(s.value)}")
+        elif isinstance(s, ir.For):
+            out.append(f"{indent}for {s.binder.name}: {show_type(s.binder.type)} do")
+            out += _show_stmts(s.body, indent + "  ")
+            out.append(f"{indent}end")
         else:
             out.append(f"{indent}if {show_expr(s.cond)} then")
             out += _show_stmts(s.then, indent + "  ")
