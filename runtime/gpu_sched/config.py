@@ -1,0 +1,74 @@
+"""One scheduler run's settings, and which generated gpu_alloc machine each policy runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+POLICIES = ("pre_fix", "hooks_wired", "post_fix", "fenced")
+
+MACHINES = {
+    "pre_fix": "GpuAllocPreFix",          # rlix a8460a9: demand is only the queued GEN request
+    "hooks_wired": "GpuAllocHooksWired",  # the real progress hooks, still no durable demand
+    "post_fix": "GpuAllocPostFix",        # rlix#16 + miles#4: rollout_open_pipelines, signal_demand
+    "fenced": "GpuAllocFenced",           # the design racefree proves (F1-F7)
+}
+
+
+def spec_path() -> Path:
+    """The bundled spec (package data next to ``racefree.spec``), wherever racefree is installed."""
+    import racefree.spec
+
+    return Path(racefree.spec.__file__).resolve().parent / "protocols" / "gpu_alloc.rf"
+
+
+@dataclass(frozen=True)
+class SchedConfig:
+    policy: str = "fenced"
+    pipelines: int = 2         # NP: pipelines sharing the pool
+    gpus: int = 4              # NG: GPUs in the pool; pipeline p trains on the p-th of NP equal blocks
+    rollouts: int = 3          # R: rollouts each pipeline runs, then it unregisters
+    poll_s: float = 1.0        # the planning loop's periodic wakeup (the brief's 1 s poll)
+    signal_timeout_s: float = 60.0  # a blocking GEN request's timeout (post_fix gives up; fenced logs and waits)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
+        if self.pipelines < 1 or self.rollouts < 1:
+            raise ValueError("need pipelines >= 1 and rollouts >= 1")
+        if self.gpus < self.pipelines:
+            raise ValueError(f"need at least one GPU per pipeline ({self.pipelines} pipelines, {self.gpus} GPUs)")
+        if self.poll_s <= 0 or self.signal_timeout_s <= 0:
+            raise ValueError("need poll_s > 0 and signal_timeout_s > 0")
+
+    @property
+    def machine(self) -> str:
+        return MACHINES[self.policy]
+
+    @property
+    def consts(self) -> dict[str, int]:
+        """The machine's instance: the spec at this run's pipelines, GPUs and rollouts."""
+        return {"NP": self.pipelines, "NG": self.gpus, "R": self.rollouts}
+
+    @property
+    def hooks(self) -> bool:
+        """Whether rollouts send progress reports and clears (every policy but pre_fix)."""
+        return self.policy != "pre_fix"
+
+    @property
+    def signals(self) -> bool:
+        """Whether the train loop signals demand before each rollout (post_fix and fenced)."""
+        return self.policy in ("post_fix", "fenced")
+
+    @property
+    def gen_at_init(self) -> bool:
+        """Whether init ends with a blocking GEN request (every policy but fenced, which signals instead)."""
+        return self.policy != "fenced"
+
+    def train_gpus(self, pid: int) -> list[int]:
+        """TRAIN[p]: the GPUs of pipeline ``pid``'s train cluster (the spec's ``trainOf``)."""
+        return [g for g in range(self.gpus) if g * self.pipelines // self.gpus == pid]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,26 @@
+"""What the GPU scheduler raises. Every error leaves the scheduler's state as it was."""
+
+from __future__ import annotations
+
+
+class SchedError(Exception):
+    """Base of the scheduler's typed errors."""
+
+
+class UnknownPipeline(SchedError, ValueError):
+    """A pipeline id the scheduler never registered, or a name registered twice."""
+
+
+class ProtocolRefused(SchedError):
+    """The generated machine does not allow this call now (a call out of the train loop's order,
+    a report for a message never sent); nothing changed."""
+
+
+class RequestTimeout(SchedError, TimeoutError):
+    """A blocking request waited longer than its timeout. post_fix withdraws nothing (the request
+    stays queued, as upstream); fenced keeps it queued and the pipeline may wait again."""
+
+
+class ContractViolation(SchedError):
+    """The planner's output broke the spec's planner contract and no floor move could repair it:
+    the scheduler fails fast rather than commit an unchecked plan."""
