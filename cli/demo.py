@@ -1,4 +1,4 @@
-"""``racefree demo ckpt``: run the checkpoint system in real processes, then replay its traces."""
+"""``racefree demo ckpt`` and ``racefree demo sched``: run a seed system end to end, then replay its traces."""
 
 from __future__ import annotations
 
@@ -46,6 +46,35 @@ def add_demo_parser(sub: Any) -> None:
                    "the clock restarts on every committed transition (default 120)")
     c.add_argument("--json", action="store_true", help="print the report as one JSON object")
     c.set_defaults(func=cmd_demo_ckpt)
+    g = which.add_parser("sched", help="pipelines sharing a GPU pool through the scheduler actor (a local Ray)",
+                         description="Starts a local Ray cluster, the scheduler actor (the generated gpu_alloc "
+                                     "machine for --policy, planning with the gap-ratio planner) and one actor per "
+                                     "pipeline running the train loop, then replays the scheduler's JSONL trace "
+                                     "through the spec. Exit 0: every pipeline completed every rollout, none "
+                                     "starved and the replay conforms; 1: otherwise; 2: bad options.")
+    g.add_argument("--policy", choices=["pre_fix", "hooks_wired", "post_fix", "fenced"], default="fenced",
+                   help="the scheduler's rules, from its generated spec variant (default fenced)")
+    g.add_argument("--pipelines", type=int, default=2, help="pipelines sharing the pool (default 2)")
+    g.add_argument("--gpus", type=int, default=4, help="GPUs in the pool (default 4; a custom Ray resource gpu_slot)")
+    g.add_argument("--rollouts", type=int, default=3, help="rollouts each pipeline runs (default 3)")
+    g.add_argument("--gen-s", type=float, default=0.2, help="generation work per rollout, in seconds with a rank")
+    g.add_argument("--train-s", type=float, default=0.05, help="seconds of training per rollout (default 0.05)")
+    g.add_argument("--skew", type=float, default=0.0, help="pipeline i's durations are scaled by 1 + skew*i")
+    g.add_argument("--reorder-messages", action="store_true",
+                   help="the coordinator delays each progress report and clear at random (stale clears)")
+    g.add_argument("--kill-orchestrator", action="store_true",
+                   help="kill the orchestrator right after start-up (the scheduler must stay reachable)")
+    g.add_argument("--max-concurrency", type=int, default=1000, help="the scheduler actor's Ray max_concurrency")
+    g.add_argument("--signal-timeout", type=float, default=2.0,
+                   help="seconds a GEN request waits before post_fix's timeout (upstream: 60; default 2)")
+    g.add_argument("--stall", type=float, default=10.0,
+                   help="seconds a pipeline may make no progress before it is reported starved (default 10)")
+    g.add_argument("--poll", type=float, default=0.1, help="the planning loop's periodic wakeup (default 0.1 s)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the message delays (default 0)")
+    g.add_argument("--monitor", action="store_true", help="check every spec invariant after each transition")
+    g.add_argument("--dir", type=Path, default=None, help="folder for traces and logs (default: a temporary one, removed)")
+    g.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    g.set_defaults(func=cmd_demo_sched)
 
 
 def cmd_demo_ckpt(args: argparse.Namespace) -> int:
@@ -97,20 +126,39 @@ def cmd_demo_ckpt(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
-def ckpt_report(run: Any) -> dict[str, Any]:
-    """The demo's result, with the merged traces replayed through the machine the run used."""
-    from racefree.runtime.ckpt.config import spec_path
+def _replay(spec: Path, machine: str, consts: dict[str, int], folder: Path) -> tuple[Any, dict[str, int], list[Path]]:
+    """Replay every trace in ``folder`` (merged) through ``machine`` at ``consts``: the result,
+    the count of each action, and the files read."""
     from racefree.verification import traces
 
-    cfg = run.config
-    m = load_instance(spec_path(), cfg.machine, cfg.consts)
-    paths = sorted(run.traces.glob("*.jsonl"))
-    _, streams = traces.read_events(paths, m, ir.SpecFile(str(spec_path()), (m,)))
+    m = load_instance(spec, machine, consts)
+    paths = sorted(folder.glob("*.jsonl"))
+    _, streams = traces.read_events(paths, m, ir.SpecFile(str(spec), (m,)))
     counts: dict[str, int] = {}
     for stream in streams:
         for ev in stream:
             counts[ev[4]] = counts.get(ev[4], 0) + 1
-    result = traces.replay(m, traces.merged(streams), keep_going=True)
+    return traces.replay(m, traces.merged(streams), keep_going=True), counts, paths
+
+
+def _replay_failure(report: dict[str, Any], result: Any, paths: list[Path]) -> None:
+    if result.outcome != "ok":
+        report["replay_property"] = result.prop  # None when an event was not enabled at all
+        report["replay_violations"] = [p for p, _ in result.violations]
+        report["replay_detail"] = render.replay_report(result, [str(p) for p in paths])
+
+
+def _replay_command(spec: Path, machine: str, consts: dict[str, int], folder: Path) -> str:
+    return (f"racefree replay {spec} --machine {machine} " + " ".join(f"--const {k}={v}" for k, v in consts.items())
+            + f" {folder}/*.jsonl")
+
+
+def ckpt_report(run: Any) -> dict[str, Any]:
+    """The demo's result, with the merged traces replayed through the machine the run used."""
+    from racefree.runtime.ckpt.config import spec_path
+
+    cfg = run.config
+    result, counts, paths = _replay(spec_path(), cfg.machine, cfg.consts, run.traces)
     report: dict[str, Any] = {
         "policy": cfg.policy,
         "steps": cfg.steps,
@@ -124,7 +172,7 @@ def ckpt_report(run: Any) -> dict[str, Any]:
         "seconds": round(run.seconds, 2),
         "machine": cfg.machine,
         "consts": cfg.consts,
-        "events": sum(len(s) for s in streams),
+        "events": sum(counts.values()),
         "crashed": bool(not cfg.fenced and run.final.crashed),
         "evictions": sorted(e for st in run.stats for e in st.get("evictions", []) if st["actor"] == "orchestrator"),
         "divergences": run.total("divergences"),
@@ -132,16 +180,11 @@ def ckpt_report(run: Any) -> dict[str, Any]:
         "completed": run.finished,
         "failed_workers": run.failed_workers(),
         "dir": str(run.root),
-        "replay_command": (f"racefree replay {spec_path()} --machine {cfg.machine} "
-                           + " ".join(f"--const {k}={v}" for k, v in cfg.consts.items())
-                           + f" {run.traces}/*.jsonl"),
+        "replay_command": _replay_command(spec_path(), cfg.machine, cfg.consts, run.traces),
     }
     report["ok"] = bool(report["completed"] and not report["failed_workers"] and report["load_failures"] == 0
                         and report["torn_reads"] == 0 and report["replay"] == "ok")
-    if result.outcome != "ok":
-        report["replay_property"] = result.prop  # None when an event was not enabled at all
-        report["replay_violations"] = [p for p, _ in result.violations]
-        report["replay_detail"] = render.replay_report(result, [str(p) for p in paths])
+    _replay_failure(report, result, paths)
     return report
 
 
@@ -158,6 +201,109 @@ def _text(r: dict[str, Any]) -> str:
         lines.append(f"  the run did not finish: {r['steps_published']} of {r['steps']} steps published")
     for worker, why in r["failed_workers"].items():
         lines.append(f"  worker {worker}: {why}")
+    if r["replay"] != "ok":
+        lines.append(f"  properties violated: {', '.join(r['replay_violations'])}; the first:")
+        lines.append("    " + r["replay_detail"].replace("\n", "\n    "))
+    for e in r["errors"][:5]:
+        lines.append(f"  error: {e}")
+    if r["dir"]:
+        lines.append(f"  folder: {r['dir']}\n  replay again: {r['replay_command']}")
+    return "\n".join(lines)
+
+
+def cmd_demo_sched(args: argparse.Namespace) -> int:
+    from racefree.runtime.gpu_sched.config import SchedConfig
+    from racefree.runtime.gpu_sched.demo import DemoOptions, run_demo
+
+    from .main import Progress
+
+    try:
+        config = SchedConfig(policy=args.policy, pipelines=args.pipelines, gpus=args.gpus, rollouts=args.rollouts,
+                             poll_s=args.poll, signal_timeout_s=args.signal_timeout)
+        options = DemoOptions(gen_s=args.gen_s, train_s=args.train_s, skew=args.skew, reorder=args.reorder_messages,
+                              kill_orchestrator=args.kill_orchestrator, max_concurrency=args.max_concurrency,
+                              stall_s=args.stall, seed=args.seed, monitor=args.monitor)
+        if min(args.gen_s, args.train_s, args.stall) <= 0 or args.skew < 0 or args.max_concurrency < 1:
+            raise ValueError("need --gen-s, --train-s, --stall > 0, --skew >= 0 and --max-concurrency >= 1")
+    except ValueError as exc:
+        print(f"racefree demo sched: {exc}", file=sys.stderr)
+        return 2
+    if args.dir is not None and args.dir.exists() and not args.dir.is_dir():
+        print(f"racefree demo sched: --dir {args.dir} exists and is not a folder", file=sys.stderr)
+        return 2
+    temp = None if args.dir else Path(tempfile.mkdtemp(prefix="racefree-sched-"))
+    root = args.dir or temp  # type: ignore[assignment]
+    progress = Progress(not args.json)
+    try:
+        report = sched_report(run_demo(config, options, root, progress=progress))
+    except KeyboardInterrupt:
+        progress.clear()
+        print("racefree demo sched: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        progress.clear()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+    if temp is not None:
+        report["dir"] = report["replay_command"] = None
+    print(json.dumps(report) if args.json else _sched_text(report))
+    return 0 if report["ok"] else 1
+
+
+def sched_report(run: Any) -> dict[str, Any]:
+    """The scheduler demo's result: what the pipelines saw, and the scheduler's trace replayed."""
+    from racefree.runtime.gpu_sched.config import spec_path
+
+    cfg = run.config
+    result, counts, paths = _replay(spec_path(), cfg.machine, cfg.consts, run.traces)
+    starved = [p for p in run.pipelines if p["rollouts"] < cfg.rollouts]
+    # what a stuck pipeline breaks: its rollout never got a rank, or its request never got a grant
+    liveness = sorted({"no_starvation" if (p["stuck_at"] or "").startswith(("generating", "serve"))
+                       else "request_granted" for p in starved} | ({"rollouts_complete"} if starved else set()))
+    report: dict[str, Any] = {
+        "policy": cfg.policy,
+        "rollouts_completed": sum(p["rollouts"] for p in run.pipelines),
+        "rollouts_expected": cfg.pipelines * cfg.rollouts,
+        "starved_pipelines": len(starved),
+        "max_wait_s": round(max((p["max_wait_s"] for p in run.pipelines), default=0.0), 3),
+        "gpu_utilisation": run.status["gpu_utilisation"],
+        "empty_dispatches": run.status["empty_dispatches"],
+        "replay": "ok" if result.outcome == "ok" else "violation",
+        "seconds": round(run.seconds, 2),
+        "machine": cfg.machine,
+        "consts": cfg.consts,
+        "events": sum(counts.values()),
+        "stuck": {str(p["pid"]): p["stuck_at"] or p["error"] for p in starved},
+        "liveness_violations": liveness,
+        "errors": [p["error"] for p in run.pipelines if p["error"] and p not in starved] + (
+            [run.status["failed"]] if run.status["failed"] else []),
+        "orchestrator_killed": run.orchestrator_killed,
+        "planner": {k: run.status[k] for k in ("cycles", "moves", "refused_moves", "floor_fills")},
+        "signal_outcomes": {k: sum(p["outcomes"].get(k, 0) for p in run.pipelines)
+                            for k in sorted({k for p in run.pipelines for k in p["outcomes"]})},
+        "hook_messages": run.relayed,
+        "dir": str(run.root),
+        "replay_command": _replay_command(spec_path(), cfg.machine, cfg.consts, run.traces),
+    }
+    report["ok"] = bool(not starved and report["replay"] == "ok" and not report["errors"]
+                        and report["rollouts_completed"] == report["rollouts_expected"])
+    _replay_failure(report, result, paths)
+    return report
+
+
+def _sched_text(r: dict[str, Any]) -> str:
+    lines = [
+        f"policy {r['policy']} ({r['machine']}, {', '.join(f'{k}={v}' for k, v in r['consts'].items())}), "
+        f"{r['seconds']} s" + ("  - the orchestrator was killed after start-up" if r["orchestrator_killed"] else ""),
+        f"  rollouts completed {r['rollouts_completed']} of {r['rollouts_expected']}, "
+        f"starved pipelines {r['starved_pipelines']}, empty dispatches {r['empty_dispatches']}",
+        f"  longest wait {r['max_wait_s']} s, GPU utilisation {r['gpu_utilisation']:.0%}",
+        f"  replay of {r['events']} events: {r['replay']}",
+    ]
+    for pid, why in r["stuck"].items():
+        lines.append(f"  pipeline {pid} starved: {why}")
+    if r["liveness_violations"]:
+        lines.append(f"  liveness broken in this run: {', '.join(r['liveness_violations'])}")
     if r["replay"] != "ok":
         lines.append(f"  properties violated: {', '.join(r['replay_violations'])}; the first:")
         lines.append("    " + r["replay_detail"].replace("\n", "\n    "))

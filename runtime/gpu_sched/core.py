@@ -30,6 +30,7 @@ REQUESTS = {"train_init": "req_train_init", "infer_init": "req_infer_init", "gen
             "gen": "signal", "train": "req_train"}
 # release kind -> the pipeline actions that end the allocation (training: its step, then the release)
 RELEASES = {"train_init": ("rel_train_init",), "infer_init": ("rel_infer_init",), "train": ("train_step", "release")}
+INIT_PCS = {"ITRAIN", "ITRAINW", "ITRAINREL", "IINFER", "IINFERW", "IINFERREL", "IGEN", "IGENW"}
 # hook message -> the coordinator's delivery
 DELIVERIES = {"begin": "deliver_begin", "done": "deliver_done", "clear": "deliver_clear"}
 
@@ -75,6 +76,19 @@ class SchedulerCore:
 
     def waiting(self, pid: int) -> bool:
         return bool(self.m.waiting[self._pid(pid)])
+
+    def init_done(self, pid: int) -> bool:
+        """Past its init sequence (the spec's initDone)."""
+        return self.pc(pid) not in INIT_PCS
+
+    def turn(self, pid: int, stage: str) -> bool:
+        """The driver's barriers: ``init`` once every earlier pipeline's init is done (inits run one
+        at a time), ``loop`` once every init is done (the loops start together)."""
+        if stage == "init":
+            return all(self.init_done(q) for q in range(self._pid(pid)))
+        if stage == "loop":
+            return all(self.init_done(q) for q in range(self.config.pipelines))
+        raise ProtocolRefused(f"unknown stage {stage!r}; stages: init, loop")
 
     def done(self, pid: int) -> bool:
         return self.pc(pid) == "DONE"

@@ -1,0 +1,243 @@
+"""The scheduler as a Ray asyncio actor (gpu_alloc brief, section 8).
+
+Every public method is ``async def`` and runs on the actor's one event loop. All state sits
+behind one ``asyncio.Lock`` (the condition ``_cond`` is built on it); a planning task waits on
+an ``asyncio.Event`` (set by every request, release, report, clear and dispatch) or the
+periodic poll, and runs one scheduling cycle of ``SchedulerCore`` under the lock. A blocking
+request waits on the condition, which every cycle notifies; waiting releases the lock, so a
+blocked call never stops the release that would unblock it.
+
+Start it with ``start_scheduler``: a named actor (``get_if_exists=True``), detached so it
+outlives whoever created it, ``max_restarts=0`` (its state lives in memory only, so a crash
+must fail fast rather than come back having forgotten every allocation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from racefree.runtime.base import Recorder
+
+from .config import SchedConfig
+from .core import SchedulerCore
+from .errors import ContractViolation, ProtocolRefused, RequestTimeout, UnknownPipeline
+
+SCHEDULER_NAME = "racefree-gpu-scheduler"
+
+
+class Scheduler:
+    """Wrap with ``ray.remote`` (``start_scheduler`` does) or use in-process from asyncio code."""
+
+    def __init__(self, config: dict[str, Any], trace_dir: str | None = None, monitor: bool = False) -> None:
+        self.config = SchedConfig(**config)
+        self._recorder = Recorder.for_process(Path(trace_dir), "scheduler") if trace_dir else None
+        self.core = SchedulerCore(self.config, recorder=self._recorder, monitor=monitor)
+        self._names: dict[str, int] = {}
+        self._admitted: set[int] = set()
+        self._failed: str | None = None
+        self._cond: asyncio.Condition | None = None
+        self._wake: asyncio.Event | None = None
+        self._planner: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ registry
+    async def register_pipeline(self, name: str) -> int:
+        """A new pipeline's id (0..NP-1, in registration order); the same name twice is an error."""
+        async with self._locked():
+            if name in self._names:
+                raise UnknownPipeline(f"pipeline {name!r} is already registered as {self._names[name]}")
+            if len(self._names) >= self.config.pipelines:
+                raise UnknownPipeline(f"this scheduler was built for {self.config.pipelines} pipelines")
+            self._names[name] = len(self._names)
+            return self._names[name]
+
+    async def admit_pipeline(self, pid: int) -> None:
+        async with self._locked():
+            self.core.pc(pid)  # UnknownPipeline for a bad id
+            if pid >= len(self._names):
+                raise UnknownPipeline(f"pipeline {pid} was never registered")
+            self._admitted.add(pid)
+
+    # ------------------------------------------------------------- requests
+    async def request_gpus(self, pid: int, kind: str, timeout_s: float | None = None) -> dict[str, Any]:
+        """Make a blocking request and wait for its grant: ``{"gpus": [...], "outcome": ...}`` where
+        outcome is ``granted``, ``early`` (post_fix: the pipeline already had ranks), ``refused``
+        (post_fix: a duplicate pending request, swallowed upstream) or ``timed_out`` (post_fix's
+        signal timeout). Other policies raise ``RequestTimeout`` after ``timeout_s`` and leave the
+        request queued, as the spec does; the caller may wait again with ``await_grant``."""
+        timeout = self.config.signal_timeout_s if timeout_s is None else timeout_s
+        async with self._locked() as cond:
+            self._admitted_or_raise(pid)
+            refused_before = bool(self.core.m.refused[pid])
+            self.core.request(pid, kind)
+            self._wake_planner()
+            if not self.core.waiting(pid):  # post_fix's early return or duplicate
+                outcome = "refused" if self.core.m.refused[pid] and not refused_before else "early"
+                return {"gpus": self.core.allocation(pid, kind), "outcome": outcome}
+            return await self._await_grant(cond, pid, kind, timeout)
+
+    async def await_grant(self, pid: int, kind: str, timeout_s: float | None = None) -> dict[str, Any]:
+        """Wait again for a request that timed out (it is still queued)."""
+        timeout = self.config.signal_timeout_s if timeout_s is None else timeout_s
+        async with self._locked() as cond:
+            if not self.core.waiting(pid):
+                return {"gpus": self.core.allocation(pid, kind), "outcome": "granted"}
+            return await self._await_grant(cond, pid, kind, timeout)
+
+    async def wait_turn(self, pid: int, stage: str, timeout_s: float | None = None) -> None:
+        """Wait for the driver's barrier ``stage`` (``init``: the earlier pipelines' inits are done;
+        ``loop``: every init is done). Raises ``RequestTimeout`` after ``timeout_s``."""
+        timeout = self.config.signal_timeout_s if timeout_s is None else timeout_s
+        async with self._locked() as cond:
+            self._admitted_or_raise(pid)
+            try:
+                await asyncio.wait_for(cond.wait_for(lambda: self.core.turn(pid, stage) or self._failed is not None),
+                                       timeout)
+            except TimeoutError:
+                raise RequestTimeout(f"pipeline {pid} waited {timeout:g} s for the {stage} barrier") from None
+            if self._failed is not None:
+                raise ContractViolation(f"the scheduler has failed: {self._failed}")
+
+    async def notify_release_gpus(self, pid: int, kind: str) -> None:
+        async with self._locked():
+            self._admitted_or_raise(pid)
+            self.core.release(pid, kind)
+            self._wake_planner()
+
+    async def dispatch(self, pid: int) -> list[int]:
+        """The pipeline starts its next rollout with these ranks (empty: an empty dispatch)."""
+        async with self._locked():
+            self._admitted_or_raise(pid)
+            ranks = self.core.dispatch(pid)
+            self._wake_planner()
+            return ranks
+
+    async def serve(self, pid: int) -> bool:
+        """The rollout's samples are collected; False while the pipeline has no rank to serve them."""
+        async with self._locked():
+            self._admitted_or_raise(pid)
+            return self.core.serve(pid)
+
+    async def ranks(self, pid: int) -> list[int]:
+        async with self._locked():
+            return self.core.ranks(pid)
+
+    # ------------------------------------------------------------ hook relay
+    async def report_progress(self, pid: int, rollout: int, done: bool = False) -> bool:
+        """A progress report (begin: c = 0, done: c = T) arrives; False if none is in flight."""
+        return await self._deliver(pid, "done" if done else "begin", rollout)
+
+    async def clear_progress(self, pid: int, rollout: int) -> bool:
+        return await self._deliver(pid, "clear", rollout)
+
+    # --------------------------------------------------------------- status
+    async def status(self) -> dict[str, Any]:
+        async with self._locked(check=False):
+            st = self.core.stats
+            return {
+                "failed": self._failed, "policy": self.config.policy,
+                "pc": [self.core.pc(p) for p in range(self.config.pipelines)],
+                "ranks": [self.core.ranks(p) for p in range(self.config.pipelines)],
+                "cycles": st.cycles, "moves": st.moves, "refused_moves": st.refused_moves,
+                "floor_fills": st.floor_fills, "empty_dispatches": st.empty_dispatches,
+                "transitions": st.transitions, "gpu_utilisation": round(st.utilisation(self.config.gpus), 4),
+            }
+
+    async def close(self) -> dict[str, Any]:
+        """Stop planning and flush the trace; returns the final status."""
+        if self._planner is not None:
+            self._planner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._planner
+        out = await self.status()
+        if self._recorder is not None:
+            self._recorder.close()
+        return out
+
+    async def ping(self) -> None:
+        """Does nothing: the bare round trip the benchmark compares a request with."""
+
+    # -------------------------------------------------------------- internals
+    @contextlib.asynccontextmanager
+    async def _locked(self, check: bool = True) -> Any:
+        if self._cond is None:  # built on the actor's own loop, at the first call
+            self._cond = asyncio.Condition()
+            self._wake = asyncio.Event()
+            self._planner = asyncio.get_running_loop().create_task(self._plan_forever())
+        async with self._cond:
+            if check and self._failed is not None:
+                raise ContractViolation(f"the scheduler has failed: {self._failed}")
+            try:
+                yield self._cond
+            finally:
+                self._cond.notify_all()  # a barrier or a grant may depend on what this call changed
+
+    def _wake_planner(self) -> None:
+        assert self._wake is not None
+        self._wake.set()
+
+    def _admitted_or_raise(self, pid: int) -> None:
+        self.core.pc(pid)
+        if pid not in self._admitted:
+            raise UnknownPipeline(f"pipeline {pid} is not admitted")
+
+    async def _await_grant(self, cond: asyncio.Condition, pid: int, kind: str, timeout: float) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.core.waiting(pid):
+            if self._failed is not None:
+                raise ContractViolation(f"the scheduler has failed: {self._failed}")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                if self.core.timeout(pid):  # post_fix: the signal gives up; its request stays queued
+                    return {"gpus": self.core.ranks(pid), "outcome": "timed_out"}
+                if self.core.m.pc[pid].name == "SIGW" and self.config.policy == "post_fix":
+                    deadline = loop.time() + self.config.poll_s  # not quiet yet: upstream's timer fires later
+                    continue
+                raise RequestTimeout(f"pipeline {pid}'s {kind} request was not granted within {timeout:g} s; "
+                                     "it stays queued")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(cond.wait(), remaining)
+        return {"gpus": self.core.allocation(pid, kind), "outcome": "granted"}
+
+    async def _deliver(self, pid: int, message: str, rollout: int) -> bool:
+        async with self._locked():
+            self._admitted_or_raise(pid)
+            taken = self.core.deliver(pid, message, rollout)
+            if taken:
+                self._wake_planner()
+            return taken
+
+    async def _plan_forever(self) -> None:
+        assert self._cond is not None and self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.poll_s)
+            self._wake.clear()
+            async with self._cond:
+                try:
+                    ran = self.core.cycle()
+                except Exception as exc:  # fail fast: every waiter is told
+                    self._failed = f"{type(exc).__name__}: {exc}"
+                    self._cond.notify_all()
+                    return
+                if ran:
+                    self._cond.notify_all()
+
+
+def start_scheduler(config: SchedConfig, trace_dir: str | None = None, *, name: str = SCHEDULER_NAME,
+                    namespace: str | None = None, max_concurrency: int = 1000, monitor: bool = False) -> Any:
+    """Create (or find) the named, detached scheduler actor. ``max_concurrency``: Ray's limit on
+    calls running at once in the actor; a blocked request holds one, so keep the default or size
+    it above the number of calls that can block at once (the brief's W8)."""
+    import ray
+
+    actor = ray.remote(Scheduler).options(  # type: ignore[attr-defined]
+        name=name, namespace=namespace, get_if_exists=True, lifetime="detached", max_restarts=0,
+        max_task_retries=0, max_concurrency=max_concurrency, num_cpus=0)
+    return actor.remote(config.to_json(), trace_dir, monitor)
+
+
+__all__ = ["SCHEDULER_NAME", "ProtocolRefused", "Scheduler", "start_scheduler"]

@@ -1,0 +1,282 @@
+"""``racefree demo sched``: NP pipelines sharing NG GPUs through the scheduler actor on a local Ray.
+
+Actors (gpu_alloc brief, section 8):
+- the **orchestrator** (startup only) creates the scheduler (named, detached), registers and
+  admits the pipelines; ``kill_orchestrator`` kills it right after, and the run must not care;
+- one **coordinator** relays hook messages (progress reports and clears) fire-and-forget, after
+  random delays with ``reorder`` (so a clear of rollout r can land after the begin of r+1);
+- one **pipeline** actor per pipeline runs the brief's train loop: init, then per rollout
+  [signal], dispatch, generate (time advances only while it has a rank), serve, train, release.
+
+Each pipeline writes its own JSONL log; the scheduler records every transition of the machine,
+and the demo replays that trace through the spec. A pipeline that makes no progress for
+``stall_s`` gives up and is reported starved, with where it was stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .actor import SCHEDULER_NAME, start_scheduler
+from .config import SchedConfig
+from .errors import RequestTimeout, SchedError
+from .handle import PipelineHandle
+
+ORCHESTRATOR_NAME = "racefree-orchestrator"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    gen_s: float = 0.2         # generation work per rollout (advances only while the pipeline has a rank)
+    train_s: float = 0.05      # training time per rollout
+    skew: float = 0.0          # pipeline i's durations are scaled by 1 + skew * i
+    reorder: bool = False      # the coordinator delays each hook message at random (up to max_delay_s)
+    max_delay_s: float = 0.3
+    kill_orchestrator: bool = False
+    max_concurrency: int = 1000  # the scheduler actor's Ray max_concurrency
+    stall_s: float = 10.0      # a pipeline stuck this long gives up and is reported starved
+    seed: int = 0
+    monitor: bool = False      # check every spec invariant after each transition (raises on the first)
+
+
+@dataclass
+class PipelineStats:
+    pid: int
+    rollouts: int = 0
+    empty_dispatches: int = 0
+    max_wait_s: float = 0.0
+    starved: bool = False
+    stuck_at: str | None = None     # what it was waiting for when it gave up
+    error: str | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)  # signal outcomes (post_fix: early, refused, timed_out)
+
+
+class Orchestrator:
+    """Startup only: create the scheduler, register and admit the pipelines."""
+
+    def __init__(self, config: dict[str, Any], trace_dir: str, namespace: str, max_concurrency: int,
+                 monitor: bool) -> None:
+        self.scheduler = start_scheduler(SchedConfig(**config), trace_dir, namespace=namespace,
+                                         max_concurrency=max_concurrency, monitor=monitor)
+
+    async def setup(self, names: list[str]) -> list[int]:
+        pids = []
+        for name in names:
+            pid = await self.scheduler.register_pipeline.remote(name)
+            await self.scheduler.admit_pipeline.remote(pid)
+            pids.append(pid)
+        return pids
+
+
+class Coordinator:
+    """Relays hook messages to the scheduler, fire-and-forget (as upstream's coordinator)."""
+
+    def __init__(self, namespace: str, reorder: bool, max_delay_s: float, seed: int) -> None:
+        import ray
+
+        self.scheduler = ray.get_actor(SCHEDULER_NAME, namespace=namespace)
+        self.reorder, self.max_delay_s = reorder, max_delay_s
+        self.rng = random.Random(seed)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.delivered = self.dropped = 0
+
+    async def relay(self, pid: int, message: str, rollout: int) -> None:
+        delay = self.rng.uniform(0, self.max_delay_s) if self.reorder else 0.0
+        task = asyncio.get_running_loop().create_task(self._send(pid, message, rollout, delay))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> dict[str, int]:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        return {"delivered": self.delivered, "dropped": self.dropped}
+
+    async def _send(self, pid: int, message: str, rollout: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if message == "clear":
+            ok = await self.scheduler.clear_progress.remote(pid, rollout)
+        else:
+            ok = await self.scheduler.report_progress.remote(pid, rollout, message == "done")
+        if ok:
+            self.delivered += 1
+        else:
+            self.dropped += 1
+
+
+class PipelineWorker:
+    """One pipeline's train loop against the scheduler (the brief's section 5 program)."""
+
+    def __init__(self, pid: int, config: dict[str, Any], options: dict[str, Any], namespace: str,
+                 coordinator: Any, log_dir: str) -> None:
+        import ray
+
+        self.config, self.options = SchedConfig(**config), DemoOptions(**options)
+        scale = 1 + self.options.skew * pid
+        self.gen_s, self.train_s = self.options.gen_s * scale, self.options.train_s * scale
+        self.handle = PipelineHandle(ray.get_actor(SCHEDULER_NAME, namespace=namespace), pid,
+                                     policy=self.config.policy)
+        self.coordinator = coordinator
+        self.stats = PipelineStats(pid)
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        self.log = open(Path(log_dir) / f"pipeline{pid}-{os.getpid()}.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+
+    async def run(self) -> dict[str, Any]:
+        stall = self.options.stall_s
+        try:
+            await self._waited("init", self.handle.init())
+            await self._waited("the other pipelines' inits", self.handle.wait_loop(stall))
+            for r in range(self.config.rollouts):
+                if self.config.signals:
+                    out = await self._waited(f"signal({r})", self._signal())
+                    self.stats.outcomes[out["outcome"]] = self.stats.outcomes.get(out["outcome"], 0) + 1
+                ranks = await self.handle.dispatch()
+                self._note("dispatch", r, ranks=ranks)
+                if not ranks:
+                    self.stats.empty_dispatches += 1
+                if self.config.hooks:
+                    await self.coordinator.relay.remote(self.handle.pid, "begin", r)
+                await self._generate(r)
+                await self._waited(f"serve({r})", self.handle.served(stall))
+                if self.config.hooks:
+                    await self.coordinator.relay.remote(self.handle.pid, "done", r)
+                    await self.coordinator.relay.remote(self.handle.pid, "clear", r)
+                gpus = await self._waited(f"train({r})", self.handle.request("train", stall))
+                self._note("train", r, gpus=gpus)
+                await asyncio.sleep(self.train_s)
+                await self.handle.release("train")
+                self.stats.rollouts += 1
+        except (TimeoutError, RequestTimeout) as exc:
+            self.stats.starved, self.stats.error = True, str(exc)
+        except SchedError as exc:
+            self.stats.error = f"{type(exc).__name__}: {exc}"
+        self._note("end", self.stats.rollouts, starved=self.stats.starved, stuck_at=self.stats.stuck_at)
+        self.log.close()
+        return asdict(self.stats)
+
+    async def _signal(self) -> dict[str, Any]:
+        # post_fix: the config's signal timeout ends the wait (upstream swallows it and dispatches);
+        # the others wait up to the stall limit (fenced: a timeout only logs, F5)
+        timeout = None if self.config.policy == "post_fix" else self.options.stall_s
+        return await self.handle.signal(timeout)
+
+    async def _generate(self, r: int) -> None:
+        """gen_s of work that advances only while the pipeline has a rank."""
+        tick, done, idle_since = 0.01, 0.0, time.monotonic()
+        while done < self.gen_s:
+            if await self.handle.ranks():
+                await asyncio.sleep(tick)
+                done += tick
+                idle_since = time.monotonic()
+            else:
+                waited = time.monotonic() - idle_since
+                self.stats.max_wait_s = max(self.stats.max_wait_s, waited)
+                if waited > self.options.stall_s:
+                    self.stats.stuck_at = f"generating rollout {r} with no rank"
+                    raise TimeoutError(f"pipeline {self.handle.pid} had no rank for {waited:.1f} s "
+                                       f"while generating rollout {r}")
+                await asyncio.sleep(tick)
+
+    async def _waited(self, what: str, call: Any) -> Any:
+        start = time.monotonic()
+        try:
+            return await call
+        except (TimeoutError, RequestTimeout):
+            self.stats.stuck_at = what
+            raise
+        finally:
+            self.stats.max_wait_s = max(self.stats.max_wait_s, time.monotonic() - start)
+
+    def _note(self, event: str, rollout: int, **kw: Any) -> None:
+        self.log.write(json.dumps({"time": time.time(), "pipeline": self.handle.pid, "event": event,
+                                   "rollout": rollout, **kw}) + "\n")
+
+
+@dataclass
+class DemoRun:
+    config: SchedConfig
+    options: DemoOptions
+    root: Path
+    pipelines: list[dict[str, Any]]
+    status: dict[str, Any]
+    seconds: float
+    relayed: dict[str, int]
+    orchestrator_killed: bool = False
+
+    @property
+    def traces(self) -> Path:
+        return self.root / "traces"
+
+
+def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
+             progress: Callable[[str], None] | None = None) -> DemoRun:
+    """Run the pipelines to the end (or until they starve) on the Ray this process is connected
+    to (a local one is started, and shut down after, if none is)."""
+    import ray
+
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False,
+                 resources={"gpu_slot": config.gpus})
+    namespace = f"racefree-sched-{uuid.uuid4().hex[:8]}"
+    created: list[Any] = []
+    t0 = time.monotonic()
+    try:
+        orchestrator = ray.remote(Orchestrator).options(  # type: ignore[attr-defined]
+            name=ORCHESTRATOR_NAME, namespace=namespace, max_restarts=0, num_cpus=0).remote(
+            config.to_json(), str(root / "traces"), namespace, options.max_concurrency, options.monitor)
+        created.append(orchestrator)
+        pids = ray.get(orchestrator.setup.remote([f"pipeline{i}" for i in range(config.pipelines)]), timeout=60)
+        scheduler = ray.get_actor(SCHEDULER_NAME, namespace=namespace)
+        created.append(scheduler)
+        killed = False
+        if options.kill_orchestrator:
+            ray.kill(orchestrator, no_restart=True)
+            _wait_gone(ORCHESTRATOR_NAME, namespace)
+            scheduler = ray.get_actor(SCHEDULER_NAME, namespace=namespace)  # still reachable by name
+            killed = True
+        coordinator = ray.remote(Coordinator).options(namespace=namespace, num_cpus=0).remote(  # type: ignore[attr-defined]
+            namespace, options.reorder, options.max_delay_s, options.seed)
+        created.append(coordinator)
+        workers = [ray.remote(PipelineWorker).options(  # type: ignore[attr-defined]
+            namespace=namespace, max_concurrency=2, max_restarts=0, num_cpus=0).remote(
+            pid, config.to_json(), asdict(options), namespace, coordinator, str(root / "logs")) for pid in pids]
+        created += workers
+        refs = [w.run.remote() for w in workers]
+        pending = list(refs)
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
+            if progress is not None:
+                st = ray.get(scheduler.status.remote())
+                progress(f"sched {config.policy}: " + "  ".join(f"p{i} {pc}" for i, pc in enumerate(st["pc"]))
+                         + f"  cycles {st['cycles']}")
+        results = ray.get(refs)
+        relayed = ray.get(coordinator.drain.remote(), timeout=30)
+        status = ray.get(scheduler.close.remote(), timeout=30)
+    finally:
+        for actor in created:
+            ray.kill(actor, no_restart=True)
+        if started_ray:
+            ray.shutdown()
+    return DemoRun(config, options, root, results, status, time.monotonic() - t0, relayed, killed)
+
+
+def _wait_gone(name: str, namespace: str, timeout: float = 30.0) -> None:
+    import ray
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"actor {name} still resolves {timeout:g} s after it was killed")
