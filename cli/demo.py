@@ -62,6 +62,10 @@ def add_demo_parser(sub: Any) -> None:
     g.add_argument("--skew", type=float, default=0.0, help="pipeline i's durations are scaled by 1 + skew*i")
     g.add_argument("--reorder-messages", action="store_true",
                    help="the coordinator delays each progress report and clear at random (stale clears)")
+    g.add_argument("--stale-clears", action="store_true",
+                   help="the coordinator holds each clear of rollout r until the begin report of r+1 is in (W3, B')")
+    g.add_argument("--dispatch-delay", type=float, default=0.0,
+                   help="seconds between a granted demand signal and the dispatch (post_fix's trace G gap)")
     g.add_argument("--kill-orchestrator", action="store_true",
                    help="kill the orchestrator right after start-up (the scheduler must stay reachable)")
     g.add_argument("--max-concurrency", type=int, default=1000, help="the scheduler actor's Ray max_concurrency")
@@ -221,10 +225,13 @@ def cmd_demo_sched(args: argparse.Namespace) -> int:
         config = SchedConfig(policy=args.policy, pipelines=args.pipelines, gpus=args.gpus, rollouts=args.rollouts,
                              poll_s=args.poll, signal_timeout_s=args.signal_timeout)
         options = DemoOptions(gen_s=args.gen_s, train_s=args.train_s, skew=args.skew, reorder=args.reorder_messages,
+                              stale_clears=args.stale_clears, dispatch_delay_s=args.dispatch_delay,
                               kill_orchestrator=args.kill_orchestrator, max_concurrency=args.max_concurrency,
                               stall_s=args.stall, seed=args.seed, monitor=args.monitor)
-        if min(args.gen_s, args.train_s, args.stall) <= 0 or args.skew < 0 or args.max_concurrency < 1:
-            raise ValueError("need --gen-s, --train-s, --stall > 0, --skew >= 0 and --max-concurrency >= 1")
+        if min(args.gen_s, args.train_s, args.stall) <= 0 or min(args.skew, args.dispatch_delay) < 0 \
+                or args.max_concurrency < 1:
+            raise ValueError("need --gen-s, --train-s, --stall > 0, --skew, --dispatch-delay >= 0 "
+                             "and --max-concurrency >= 1")
     except ValueError as exc:
         print(f"racefree demo sched: {exc}", file=sys.stderr)
         return 2

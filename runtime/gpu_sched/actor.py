@@ -132,6 +132,17 @@ class Scheduler:
     async def clear_progress(self, pid: int, rollout: int) -> bool:
         return await self._deliver(pid, "clear", rollout)
 
+    async def deliver_many(self, pid: int, messages: list[tuple[str, int]]) -> list[bool]:
+        """Several hook messages (``begin``/``done``/``clear``, rollout) applied in order under one
+        hold of the lock, so no scheduling cycle runs between them: a relay that batches, or two
+        messages that land back to back."""
+        async with self._locked():
+            self._admitted_or_raise(pid)
+            taken = [self.core.deliver(pid, message, rollout) for message, rollout in messages]
+            if any(taken):
+                self._wake_planner()
+            return taken
+
     # --------------------------------------------------------------- status
     async def status(self) -> dict[str, Any]:
         async with self._locked(check=False):

@@ -40,7 +40,9 @@ class DemoOptions:
     train_s: float = 0.05      # training time per rollout
     skew: float = 0.0          # pipeline i's durations are scaled by 1 + skew * i
     reorder: bool = False      # the coordinator delays each hook message at random (up to max_delay_s)
+    stale_clears: bool = False  # the coordinator holds each clear of rollout r until the begin of r+1 is in
     max_delay_s: float = 0.3
+    dispatch_delay_s: float = 0.0  # between a granted signal and the dispatch (the grant-to-dispatch gap)
     kill_orchestrator: bool = False
     max_concurrency: int = 1000  # the scheduler actor's Ray max_concurrency
     stall_s: float = 10.0      # a pipeline stuck this long gives up and is reported starved
@@ -80,25 +82,41 @@ class Orchestrator:
 class Coordinator:
     """Relays hook messages to the scheduler, fire-and-forget (as upstream's coordinator)."""
 
-    def __init__(self, namespace: str, reorder: bool, max_delay_s: float, seed: int) -> None:
+    def __init__(self, namespace: str, reorder: bool, max_delay_s: float, seed: int, stale_clears: bool) -> None:
         import ray
 
         self.scheduler = ray.get_actor(SCHEDULER_NAME, namespace=namespace)
-        self.reorder, self.max_delay_s = reorder, max_delay_s
+        self.reorder, self.max_delay_s, self.stale_clears = reorder, max_delay_s, stale_clears
         self.rng = random.Random(seed)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.held: dict[int, int] = {}  # stale_clears: pipeline -> the rollout whose clear waits
         self.delivered = self.dropped = 0
 
     async def relay(self, pid: int, message: str, rollout: int) -> None:
+        if self.stale_clears and message == "clear":
+            self.held[pid] = rollout  # lands right behind this pipeline's next begin report
+            return
+        if self.stale_clears and message == "begin" and self.held.get(pid) == rollout - 1:
+            stale = self.held.pop(pid)
+            task = asyncio.get_running_loop().create_task(self._send_pair(pid, rollout, stale))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            return
         delay = self.rng.uniform(0, self.max_delay_s) if self.reorder else 0.0
-        task = asyncio.get_running_loop().create_task(self._send(pid, message, rollout, delay))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._spawn(pid, message, rollout, delay)
 
     async def drain(self) -> dict[str, int]:
+        for pid, rollout in sorted(self.held.items()):
+            self._spawn(pid, "clear", rollout, 0.0)
+        self.held.clear()
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
         return {"delivered": self.delivered, "dropped": self.dropped}
+
+    def _spawn(self, pid: int, message: str, rollout: int, delay: float) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(pid, message, rollout, delay))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _send(self, pid: int, message: str, rollout: int, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -106,10 +124,15 @@ class Coordinator:
             ok = await self.scheduler.clear_progress.remote(pid, rollout)
         else:
             ok = await self.scheduler.report_progress.remote(pid, rollout, message == "done")
-        if ok:
-            self.delivered += 1
-        else:
-            self.dropped += 1
+        self._count([ok])
+
+    async def _send_pair(self, pid: int, rollout: int, stale: int) -> None:
+        # the begin of rollout r and the clear of r-1 back to back: no cycle runs between them
+        self._count(await self.scheduler.deliver_many.remote(pid, [("begin", rollout), ("clear", stale)]))
+
+    def _count(self, taken: list[bool]) -> None:
+        self.delivered += sum(taken)
+        self.dropped += len(taken) - sum(taken)
 
 
 class PipelineWorker:
@@ -138,6 +161,7 @@ class PipelineWorker:
                 if self.config.signals:
                     out = await self._waited(f"signal({r})", self._signal())
                     self.stats.outcomes[out["outcome"]] = self.stats.outcomes.get(out["outcome"], 0) + 1
+                    await asyncio.sleep(self.options.dispatch_delay_s)
                 ranks = await self.handle.dispatch()
                 self._note("dispatch", r, ranks=ranks)
                 if not ranks:
@@ -244,7 +268,7 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
             scheduler = ray.get_actor(SCHEDULER_NAME, namespace=namespace)  # still reachable by name
             killed = True
         coordinator = ray.remote(Coordinator).options(namespace=namespace, num_cpus=0).remote(  # type: ignore[attr-defined]
-            namespace, options.reorder, options.max_delay_s, options.seed)
+            namespace, options.reorder, options.max_delay_s, options.seed, options.stale_clears)
         created.append(coordinator)
         workers = [ray.remote(PipelineWorker).options(  # type: ignore[attr-defined]
             namespace=namespace, max_concurrency=2, max_restarts=0, num_cpus=0).remote(
