@@ -1,0 +1,231 @@
+"""The GPU scheduler runtime (runtime/gpu_sched): the core driven directly, then the real thing on a
+local Ray (one instance for this module, on one xdist worker, shut down at the end)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from racefree.cli.demo import sched_report
+from racefree.runtime.gpu_sched import ProtocolRefused, RequestTimeout, SchedConfig, SchedulerCore, UnknownPipeline
+from racefree.runtime.gpu_sched.demo import DemoOptions, run_demo
+
+
+def _grant(core: SchedulerCore, pid: int, kind: str) -> bool:
+    """Request, then run cycles as the planning loop would, until granted (or nothing is due)."""
+    core.request(pid, kind)
+    for _ in range(100):  # a trigger (demand with no rank) keeps cycles due: bounded, as the poll is
+        if not (core.waiting(pid) and core.cycle()):
+            break
+    return not core.waiting(pid)
+
+
+def _settle(core: SchedulerCore) -> None:
+    for _ in range(100):
+        if not core.cycle():
+            break
+
+
+def _inits(core: SchedulerCore) -> None:
+    for p in range(core.config.pipelines):
+        for kind in ("train_init", "infer_init"):
+            assert _grant(core, p, kind)
+            core.release(p, kind)
+        if core.config.gen_at_init:
+            _grant(core, p, "gen_init")
+    _settle(core)
+
+
+def _rollout(core: SchedulerCore, r: int) -> list[list[int]]:
+    """Every pipeline runs rollout r; returns the ranks each dispatch started with."""
+    started = []
+    for p in range(core.config.pipelines):
+        if core.config.signals:
+            assert _grant(core, p, "gen"), core.pc(p)
+        started.append(core.dispatch(p))
+    for p in range(core.config.pipelines):
+        core.deliver(p, "begin", r)
+    for p in range(core.config.pipelines):
+        _settle(core)
+        if not core.serve(p):
+            continue
+        core.deliver(p, "done", r)
+        core.deliver(p, "clear", r)
+        assert _grant(core, p, "train")
+        core.release(p, "train")
+    return started
+
+
+@pytest.mark.parametrize(("pipelines", "gpus"), [(2, 4), (3, 6), (4, 4)])
+def test_the_fenced_core_runs_every_rollout_with_every_plan_checked(pipelines: int, gpus: int) -> None:
+    core = SchedulerCore(SchedConfig(pipelines=pipelines, gpus=gpus, rollouts=3), monitor=True)
+    _inits(core)
+    for r in range(3):
+        assert all(_rollout(core, r)), f"an empty dispatch in rollout {r}"
+    assert all(core.done(p) for p in range(pipelines))
+    assert core.stats.refused_moves == 0 and core.stats.moves > 0 and core.stats.empty_dispatches == 0
+    assert core.machine.violated_invariants() == []
+
+
+def test_the_pre_fix_core_dispatches_with_no_rank_as_trace_a() -> None:
+    core = SchedulerCore(SchedConfig(policy="pre_fix", pipelines=2, gpus=4, rollouts=1))
+    _inits(core)
+    started = _rollout(core, 0)
+    assert started[0] == [] and core.stats.empty_dispatches == 1
+    assert core.pc(0) == "GENR" and not core.serve(0)  # nothing will ever give it a rank
+    assert "no_empty_dispatch" in core.machine.violated_invariants()
+
+
+def test_calls_out_of_order_are_refused_and_change_nothing() -> None:
+    core = SchedulerCore(SchedConfig(pipelines=2, gpus=2, rollouts=1))
+    before = core.machine.encoded()
+    with pytest.raises(ProtocolRefused, match="req_train"):
+        core.request(0, "train")
+    with pytest.raises(ProtocolRefused, match="pipeline 1 is at ITRAIN"):
+        core.dispatch(1)
+    with pytest.raises(ProtocolRefused, match="unknown request kind"):
+        core.request(0, "lunch")
+    with pytest.raises(UnknownPipeline):
+        core.request(7, "train_init")
+    assert not core.deliver(0, "begin", 0) and not core.deliver(0, "begin", 99)
+    assert core.machine.encoded() == before
+
+
+def test_a_pinned_rank_holds_a_train_request_until_the_first_report() -> None:
+    """F4 at run time: pipeline 0's grant pins its last rank, which is pipeline 1's train GPU; pipeline
+    1's train request waits until pipeline 0's begin report unpins it."""
+    core = SchedulerCore(SchedConfig(pipelines=2, gpus=2, rollouts=1))
+    _inits(core)
+    assert _grant(core, 0, "gen") and _grant(core, 1, "gen")
+    assert core.ranks(0) == [1] and core.ranks(1) == [0]
+    core.dispatch(1)
+    core.deliver(1, "begin", 0)
+    _settle(core)
+    assert core.serve(1)
+    assert not _grant(core, 1, "train")  # GPU 1 is pipeline 0's pinned rank
+    core.dispatch(0)
+    core.deliver(0, "begin", 0)
+    _settle(core)
+    assert not core.waiting(1) and core.ranks(0) == [] and core.pc(0) == "GENR"
+
+
+def test_a_plan_move_the_contract_refuses_is_skipped_and_the_floor_still_paid(monkeypatch: pytest.MonkeyPatch) -> None:
+    core = SchedulerCore(SchedConfig(pipelines=2, gpus=2, rollouts=1))
+    _inits(core)
+    # a planner that hands every GPU to pipeline 1, which asked for nothing
+    monkeypatch.setattr(core, "_planned_moves", lambda: [(1, 0), (1, 1)])
+    assert _grant(core, 0, "gen")
+    assert core.stats.refused_moves == 2 and core.stats.floor_fills == 1 and core.ranks(0) == [0]
+
+
+def test_sizes_are_checked() -> None:
+    with pytest.raises(ValueError, match="one GPU per pipeline"):
+        SchedConfig(pipelines=4, gpus=2)
+    with pytest.raises(ValueError, match="policy"):
+        SchedConfig(policy="yolo")
+
+
+# ------------------------------------------------------------------ on a real local Ray
+
+ray = pytest.importorskip("ray")
+
+
+def on_ray(test: Any) -> Any:
+    """A slow test on the module's local Ray; all of them on one xdist worker (one Ray instance)."""
+    return pytest.mark.slow(pytest.mark.xdist_group("ray")(pytest.mark.usefixtures("local_ray")(test)))
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, resources={"gpu_slot": 8})
+    yield
+    ray.shutdown()
+
+
+def _demo(tmp_path: Path, policy: str, **opts: Any) -> dict[str, Any]:
+    sizes = {k: opts.pop(k) for k in ("pipelines", "gpus", "rollouts") if k in opts}
+    config = SchedConfig(policy=policy, poll_s=0.05, signal_timeout_s=1.0, **{"rollouts": 3, **sizes})
+    options = DemoOptions(**{"gen_s": 0.1, "train_s": 0.03, "stall_s": 4.0, **opts})
+    return sched_report(run_demo(config, options, tmp_path))
+
+
+@on_ray
+@pytest.mark.parametrize("opts", [
+    {"reorder": True, "kill_orchestrator": True},
+    {"stale_clears": True, "skew": 0.3, "dispatch_delay_s": 0.2},
+    {"pipelines": 3, "gpus": 6, "stale_clears": True, "reorder": True, "skew": 0.5},
+], ids=["reorder+killed-orchestrator", "stale-clears+skew", "three-pipelines"])
+def test_fenced_completes_every_rollout_under_faults(tmp_path: Path, opts: dict[str, Any]) -> None:
+    r = _demo(tmp_path, "fenced", **opts)
+    assert r["ok"], r
+    assert r["starved_pipelines"] == 0 and r["empty_dispatches"] == 0 and r["replay"] == "ok"
+    assert r["rollouts_completed"] == r["rollouts_expected"] and r["planner"]["refused_moves"] == 0
+    assert r["orchestrator_killed"] == opts.get("kill_orchestrator", False)
+
+
+@on_ray
+@pytest.mark.parametrize(("policy", "opts", "violation"), [
+    ("pre_fix", {}, "no_empty_dispatch"),                          # trace A
+    ("hooks_wired", {"stale_clears": True}, "no_empty_dispatch"),  # B': a stale clear hides it for good
+], ids=["pre_fix-trace-A", "hooks_wired-B-prime"])
+def test_the_pre_fix_policies_starve(tmp_path: Path, policy: str, opts: dict[str, Any], violation: str) -> None:
+    r = _demo(tmp_path, policy, **opts)
+    assert not r["ok"] and r["starved_pipelines"] >= 1, r
+    assert violation in r["replay_violations"] and "no_starvation" in r["liveness_violations"]
+    assert any(why.startswith("generating") for why in r["stuck"].values())
+
+
+@on_ray
+def test_post_fix_breaks_where_fenced_holds(tmp_path: Path) -> None:
+    """Trace G's grant-to-dispatch gap (an empty dispatch) or W3's stale clear (a starved pipeline):
+    under skewed timing post_fix shows one or both, and the replay or the run says which."""
+    r = _demo(tmp_path, "post_fix", stale_clears=True, skew=0.3, dispatch_delay_s=0.2, rollouts=4)
+    assert not r["ok"], r
+    assert r["starved_pipelines"] >= 1 or "no_empty_dispatch" in r.get("replay_violations", [])
+
+
+@on_ray
+def test_the_handle_runs_a_pipeline_against_a_scheduler_whose_creator_is_gone(tmp_path: Path) -> None:
+    """The orchestrator creates the scheduler (detached) and is killed; the scheduler still resolves
+    by name and a whole request -> grant -> report -> clear -> release cycle completes through the
+    handle; the scheduler's typed errors arrive as their own types."""
+    from racefree.runtime.gpu_sched.demo import ORCHESTRATOR_NAME, Orchestrator, _wait_gone
+    from racefree.runtime.gpu_sched.handle import PipelineHandle
+
+    ns = "racefree-test-handle"
+    config = SchedConfig(pipelines=1, gpus=2, rollouts=1, poll_s=0.05)
+    orch = ray.remote(Orchestrator).options(name=ORCHESTRATOR_NAME, namespace=ns).remote(
+        config.to_json(), str(tmp_path / "traces"), ns, 1000, True)
+    [pid] = ray.get(orch.setup.remote(["solo"]))
+    ray.kill(orch, no_restart=True)
+    _wait_gone(ORCHESTRATOR_NAME, ns)
+
+    async def loop() -> list[int]:
+        h = PipelineHandle(ray.get_actor("racefree-gpu-scheduler", namespace=ns), pid, policy="fenced")
+        with pytest.raises(ProtocolRefused):
+            await h.request("train")
+        with pytest.raises(RequestTimeout):  # the loop barrier waits for this pipeline's own init
+            await h.wait_loop(0.2)
+        await h.init()
+        await h.wait_loop(5)
+        await h.signal(5)
+        ranks = await h.dispatch()
+        await h.scheduler.report_progress.remote(pid, 0, False)
+        await h.served(5)
+        await h.scheduler.report_progress.remote(pid, 0, True)
+        await h.scheduler.clear_progress.remote(pid, 0)
+        gpus = await h.request("train", 5)
+        await h.release("train")
+        assert await h.scheduler.status.remote() and gpus == [0, 1]
+        return ranks
+
+    sched = ray.get_actor("racefree-gpu-scheduler", namespace=ns)
+    try:
+        ranks = asyncio.run(loop())
+        status = ray.get(sched.close.remote())
+    finally:
+        ray.kill(sched, no_restart=True)
+    assert ranks and status["pc"] == ["DONE"] and status["failed"] is None
