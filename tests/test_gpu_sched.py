@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 from racefree.cli.demo import sched_report
-from racefree.runtime.gpu_sched import ProtocolRefused, RequestTimeout, SchedConfig, SchedulerCore, UnknownPipeline
+from racefree.runtime.gpu_sched import (
+    ProtocolRefused,
+    RequestTimeout,
+    SchedConfig,
+    SchedulerCore,
+    UnknownPipeline,
+)
 from racefree.runtime.gpu_sched.demo import DemoOptions, run_demo
 
 
