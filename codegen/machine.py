@@ -21,6 +21,7 @@ from racefree.spec.interp import initial_state
 from racefree.spec.ir import TBool, TEnum, TInt, TMap
 from racefree.spec.printer import show_expr
 from racefree.spec.pyexpr import (
+    AT,
     PyExpr,
     key_lo,
     local_name,
@@ -177,7 +178,7 @@ class MachineModule:
         body: Stmts = [make_expr(make_const(self._doc()))]
         body.append(make_import_from("__future__", ["annotations"]))
         body.append(ast.Import([ast.alias("enum")]))
-        body.append(make_import_from("typing", ["NamedTuple"]))
+        body.append(make_import_from("typing", ["Any", "NamedTuple"]))
         defs: Stmts = [*self._enums(), self._snapshot_class(), *self._action_infos(), self._machine_class(),
                        *self._role_views()]
         used = {n.id for d in defs for n in ast.walk(d) if isinstance(n, ast.Name)}
@@ -305,8 +306,12 @@ class MachineModule:
         return [make_method(a.name, self._params(a), body, make_name("bool"), doc=doc)]
 
     def _transition(self, a: ir.Action) -> ast.FunctionDef:
-        """``_t_<action>``: the guard and update; commits only when asked (queries do not)."""
-        self.py.memo = None
+        """``_t_<action>``: the guard and update; commits only when asked (queries do not).
+
+        A set comprehension, cardinality or quantifier that reads only the state is computed once
+        per call and kept in ``_ms`` (as the interpreter does): expanded ``def``s repeat them, and
+        at a deployment's sizes (8 pipelines, 64 GPUs) recomputing them is what a guard costs."""
+        self.py.memo = {}
         body: Stmts = []
         if a.params:
             check = [_param_check(p) for p in a.params]
@@ -322,6 +327,11 @@ class MachineModule:
         if commit:
             body.append(make_if(make_name("commit"), commit))
         body.append(make_return(make_name("DONE")))
+        if self.py.memo:
+            memo = ast.AnnAssign(ast.Name("_ms", ast.Store(), **AT), ast.parse("dict[int, Any]", mode="eval").body,
+                                 ast.Dict([], [], **AT), simple=1, **AT)
+            body.insert(1 if a.params else 0, memo)
+        self.py.memo = None
         params = [make_arg(local_name(p.name), annotation(p.ty)) for p in a.params]  # type: ignore[arg-type]
         return make_method(f"_t_{a.name}", [*params, make_arg("commit", make_name("bool"))], body,
                            make_name("int"))  # type: ignore[return-value]

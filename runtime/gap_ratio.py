@@ -11,6 +11,7 @@ Pure Python, no Ray: the scheduler actor calls ``plan`` under its lock.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -37,7 +38,12 @@ class Pipeline:
     removing: bool = False  # its cluster is being removed
 
     def bundle(self, d: int) -> frozenset[int]:
-        return frozenset(self.mapping[d * self.tp:(d + 1) * self.tp])
+        return self.bundles[d]
+
+    @functools.cached_property
+    def bundles(self) -> tuple[frozenset[int], ...]:
+        """B_p(d) for every rank d, built once (the planner asks for them in its inner loops)."""
+        return tuple(frozenset(self.mapping[d * self.tp:(d + 1) * self.tp]) for d in range(self.ranks))
 
     @property
     def ranks(self) -> int:
@@ -133,9 +139,14 @@ def _try_activate(s: _State, states: dict[int, _State], gaps: dict[int, float], 
     if not (p.open or p.holds_gen):
         return False  # the guard: mutate nothing
     best: tuple | None = None
-    for d in range(p.ranks):
-        if d in s.active or (p.pid, d) in prot or p.bundle(d) & set(reserved):
-            continue
+    candidates = [d for d in range(p.ranks) if not (d in s.active or (p.pid, d) in prot or p.bundle(d) & set(reserved))]
+    # A candidate that needs no donor scores (0, (), d), below every one that does: the lowest
+    # such d is the answer, and the donor search (most of the work at 64 GPUs) is not needed.
+    here = next((d for d in candidates if p.bundle(d) <= free), None)
+    if here is not None:
+        _move(s, here, [], states, free, prot, out)
+        return True
+    for d in candidates:
         missing = set(p.bundle(d)) - free
         donors: list[tuple[int, int]] = []
         if missing:

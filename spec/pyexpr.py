@@ -199,7 +199,8 @@ class PyExpr:
         return out
 
     def expr(self, e: ir.Expr) -> ast.expr:
-        if self.memo is not None and isinstance(e, ir.SetComp | ir.Card | ir.Quant) and not self._free_locals(e):
+        if self.memo is not None and isinstance(e, ir.SetComp | ir.Card | ir.Quant) and not self._free_locals(e) \
+                and not (isinstance(e, ir.Card) and isinstance(e.operand, ir.Name | ir.Index)):  # len(x): cheaper than a lookup
             src = self._expr(e)
             # IR nodes compare structurally (not by location): equal nodes translate to equal code.
             i = self.memo.setdefault(e, len(self.memo))

@@ -7,7 +7,7 @@ Roles and their actions:
 
 from __future__ import annotations
 import enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from racefree.runtime.base import BAD_ARGS, DONE, EMPTY, UNDEFINED, ActionInfo, MachineBase, Recorder, RoleView, Undefined, chk, co, fset, imin
 from racefree.spec.ir import TBool, TEnum, TInt, TMap, TOption, TSet
 __all__ = ['Features', 'FeaturesSnapshot', 'Phase', 'FeaturesWorkerView', 'FeaturesJanitorView']
