@@ -52,3 +52,10 @@ def test_explicit_benchmark_paths_run() -> None:
     assert "d_step" in explicit.promela(2, 2)
     ref = explicit.spin(2, 2)  # None where SPIN is not installed: it is never a dependency
     assert ref is None or ref[1] == 26  # SPIN's initial state precedes the init block
+
+
+def test_sched_benchmark_paths_run() -> None:
+    import gpu_sched as sched_bench  # bench/gpu_sched.py
+
+    total, planner, cycles = sched_bench.planning(2, 4, 1)
+    assert cycles == 2 and 0 < planner <= total

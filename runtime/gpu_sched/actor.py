@@ -72,10 +72,11 @@ class Scheduler:
             self._admitted_or_raise(pid)
             refused_before = bool(self.core.m.refused[pid])
             self.core.request(pid, kind)
-            self._wake_planner()
-            if not self.core.waiting(pid):  # post_fix's early return or duplicate
+            if not self.core.waiting(pid):  # post_fix: an early return or a duplicate, never queued
+                self._wake_planner()
                 outcome = "refused" if self.core.m.refused[pid] and not refused_before else "early"
                 return {"gpus": self.core.allocation(pid, kind), "outcome": outcome}
+            self._run_cycle(cond)  # the cycle the planning task would run next, without its hop
             return await self._await_grant(cond, pid, kind, timeout)
 
     async def await_grant(self, pid: int, kind: str, timeout_s: float | None = None) -> dict[str, Any]:
@@ -229,13 +230,22 @@ class Scheduler:
             self._wake.clear()
             async with self._cond:
                 try:
-                    ran = self.core.cycle()
-                except Exception as exc:  # fail fast: every waiter is told
-                    self._failed = f"{type(exc).__name__}: {exc}"
-                    self._cond.notify_all()
+                    self._run_cycle(self._cond)
+                except ContractViolation:
                     return
-                if ran:
-                    self._cond.notify_all()
+
+    def _run_cycle(self, cond: asyncio.Condition) -> bool:
+        """One scheduling cycle if one is due; caller holds the lock. Any error fails the
+        scheduler fast: it is kept, every waiter is woken to hear it, and it is raised."""
+        try:
+            ran = self.core.cycle()
+        except Exception as exc:
+            self._failed = f"{type(exc).__name__}: {exc}"
+            cond.notify_all()
+            raise ContractViolation(f"the scheduler has failed: {self._failed}") from exc
+        if ran:
+            cond.notify_all()
+        return ran
 
 
 def start_scheduler(config: SchedConfig, trace_dir: str | None = None, *, name: str = SCHEDULER_NAME,

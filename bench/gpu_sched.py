@@ -1,7 +1,7 @@
 """GPU scheduler benchmark: a request's round trip through the scheduler actor, and planning cost.
 
-    python bench/sched.py            # round trips on a local Ray; planning at 8 pipelines x 64 GPUs
-    python bench/sched.py --quick    # fewer repetitions
+    python bench/gpu_sched.py            # round trips on a local Ray; planning at 8 pipelines x 64 GPUs
+    python bench/gpu_sched.py --quick    # fewer repetitions
 
 Round trip: one pipeline (fenced, 2 GPUs) runs rollouts against the scheduler actor; each
 rollout's ``request("train")`` is timed from the caller: the call, the machine's ``req_train``,
@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 
 from racefree.runtime.gpu_sched import SchedConfig, SchedulerCore
 
@@ -66,12 +67,15 @@ def round_trips(n: int) -> tuple[float, float]:
     return statistics.median(grants) * 1e3, statistics.median(pings) * 1e3
 
 
-def planning(pipelines: int, gpus: int, runs: int) -> tuple[float, int]:
-    """(median ms per cycle that hands out GPUs, cycles measured) at NP x NG."""
+def planning(pipelines: int, gpus: int, runs: int) -> tuple[float, float, int]:
+    """(median ms per cycle that hands out GPUs, median ms of it in the gap-ratio planner, cycles
+    measured) at NP x NG; the rest of a cycle is the generated machine (plan, moves, commit)."""
     config = SchedConfig(pipelines=pipelines, gpus=gpus, rollouts=2)
     times: list[float] = []
+    in_planner: list[float] = []
     for _ in range(runs):
         core = SchedulerCore(config)
+        core._planned_moves = _timed(core._planned_moves, in_planner)  # type: ignore[method-assign]
         for p in range(pipelines):  # every init, each granted by a cycle
             for kind in ("train_init", "infer_init"):
                 core.request(p, kind)
@@ -79,11 +83,22 @@ def planning(pipelines: int, gpus: int, runs: int) -> tuple[float, int]:
                 core.release(p, kind)
         for p in range(pipelines):  # every pipeline signals; each cycle plans for the pending ones
             core.request(p, "gen")
+            del in_planner[len(times):]
             t = time.perf_counter()
             core.cycle()
             times.append(time.perf_counter() - t)
             assert not core.waiting(p), core.pc(p)
-    return statistics.median(times) * 1e3, len(times)
+    return statistics.median(times) * 1e3, statistics.median(in_planner) * 1e3, len(times)
+
+
+def _timed(fn: Callable[[], list[tuple[int, int]]], into: list[float]) -> Callable[[], list[tuple[int, int]]]:
+    def timed() -> list[tuple[int, int]]:
+        t = time.perf_counter()
+        out = fn()
+        into.append(time.perf_counter() - t)
+        return out
+
+    return timed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,8 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"request -> grant through the scheduler actor: {grant_ms:.2f} ms; bare actor call: {ping_ms:.2f} ms; "
           f"ratio {grant_ms / ping_ms:.2f}x (target <= 1.5x), median of {n}")
     for np_, ng in ((2, 4), (8, 64)):
-        ms, cycles = planning(np_, ng, 3 if args.quick else 10)
-        print(f"planning {np_} pipelines x {ng} GPUs: {ms:.3f} ms per cycle (median of {cycles}; target <= 1 ms at 8 x 64)")
+        ms, planner_ms, cycles = planning(np_, ng, 3 if args.quick else 10)
+        print(f"planning {np_} pipelines x {ng} GPUs: {ms:.3f} ms per cycle, {planner_ms:.3f} ms of it in the "
+              f"gap-ratio planner (median of {cycles}; target <= 1 ms at 8 x 64)")
 
 
 if __name__ == "__main__":
