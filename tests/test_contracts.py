@@ -43,8 +43,9 @@ def test_importing_spec_and_runtime_does_not_load_z3() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-def test_ckpt_runtime_never_loads_z3_or_the_cli() -> None:
-    """Trainers import the ckpt runtime: it builds machines through codegen, never the engines."""
+def test_the_runtimes_never_load_z3_or_the_cli() -> None:
+    """Trainers import the ckpt and scheduler runtimes: they build machines through codegen,
+    never the engines."""
     for path in (ROOT / "runtime").rglob("*.py"):
         for mod in _imports(path):
             assert not mod.startswith(("racefree.verification", "racefree.cli")), (path, mod)
@@ -52,5 +53,8 @@ def test_ckpt_runtime_never_loads_z3_or_the_cli() -> None:
             "from racefree.codegen.instance import machine_class; "
             "from racefree.runtime.ckpt.config import spec_path; "
             "machine_class(spec_path(), 'CkptFenced', {'M': 3}); "
+            "import racefree.runtime.gpu_sched.demo, racefree.runtime.gpu_sched.handle; "
+            "from racefree.runtime.gpu_sched import SchedConfig, SchedulerCore; "
+            "SchedulerCore(SchedConfig(pipelines=3, gpus=6)).cycle(); "
             "sys.exit(1 if 'z3' in sys.modules or 'racefree.verification' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
