@@ -205,6 +205,12 @@ def _text(r: dict[str, Any]) -> str:
         lines.append(f"  the run did not finish: {r['steps_published']} of {r['steps']} steps published")
     for worker, why in r["failed_workers"].items():
         lines.append(f"  worker {worker}: {why}")
+    return "\n".join(lines + _text_tail(r))
+
+
+def _text_tail(r: dict[str, Any]) -> list[str]:
+    """What every demo's text report ends with: the replay's verdict, errors, where the traces are."""
+    lines = []
     if r["replay"] != "ok":
         lines.append(f"  properties violated: {', '.join(r['replay_violations'])}; the first:")
         lines.append("    " + r["replay_detail"].replace("\n", "\n    "))
@@ -212,7 +218,7 @@ def _text(r: dict[str, Any]) -> str:
         lines.append(f"  error: {e}")
     if r["dir"]:
         lines.append(f"  folder: {r['dir']}\n  replay again: {r['replay_command']}")
-    return "\n".join(lines)
+    return lines
 
 
 def cmd_demo_sched(args: argparse.Namespace) -> int:
@@ -311,11 +317,4 @@ def _sched_text(r: dict[str, Any]) -> str:
         lines.append(f"  pipeline {pid} starved: {why}")
     if r["liveness_violations"]:
         lines.append(f"  liveness broken in this run: {', '.join(r['liveness_violations'])}")
-    if r["replay"] != "ok":
-        lines.append(f"  properties violated: {', '.join(r['replay_violations'])}; the first:")
-        lines.append("    " + r["replay_detail"].replace("\n", "\n    "))
-    for e in r["errors"][:5]:
-        lines.append(f"  error: {e}")
-    if r["dir"]:
-        lines.append(f"  folder: {r['dir']}\n  replay again: {r['replay_command']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _text_tail(r))

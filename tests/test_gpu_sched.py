@@ -134,6 +134,16 @@ def test_sizes_are_checked() -> None:
         SchedConfig(policy="yolo")
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--pipelines", "4", "--gpus", "2"], "one GPU per pipeline"),
+    (["--stall", "0"], "--stall > 0"),
+    (["--dispatch-delay", "-1"], "--dispatch-delay >= 0"),
+])
+def test_bad_demo_options_exit_2_before_starting_anything(run_cli: Any, argv: list[str], message: str) -> None:
+    code, out, err = run_cli("demo", "sched", *argv)
+    assert code == 2 and out == "" and message in err and "Traceback" not in err
+
+
 # ------------------------------------------------------------------ on a real local Ray
 
 ray = pytest.importorskip("ray")
