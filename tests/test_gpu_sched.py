@@ -164,7 +164,10 @@ def local_ray() -> Iterator[None]:
 def _demo(tmp_path: Path, policy: str, **opts: Any) -> dict[str, Any]:
     sizes = {k: opts.pop(k) for k in ("pipelines", "gpus", "rollouts") if k in opts}
     config = SchedConfig(policy=policy, poll_s=0.05, signal_timeout_s=1.0, **{"rollouts": 3, **sizes})
-    options = DemoOptions(**{"gen_s": 0.1, "train_s": 0.03, "stall_s": 4.0, **opts})
+    # fenced must finish, so its stall limit only catches a real hang (a loaded CI machine stretches
+    # waits); a pre-fix starvation is permanent, so a short limit finds it as surely as a long one
+    stall = 30.0 if policy == "fenced" else 4.0
+    options = DemoOptions(**{"gen_s": 0.1, "train_s": 0.03, "stall_s": stall, **opts})
     return sched_report(run_demo(config, options, tmp_path))
 
 

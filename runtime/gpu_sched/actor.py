@@ -89,8 +89,8 @@ class Scheduler:
 
     async def wait_turn(self, pid: int, stage: str, timeout_s: float | None = None) -> None:
         """Wait for the driver's barrier ``stage`` (``init``: the earlier pipelines' inits are done;
-        ``loop``: every init is done). Raises ``RequestTimeout`` after ``timeout_s``."""
-        timeout = self.config.signal_timeout_s if timeout_s is None else timeout_s
+        ``loop``: every init is done). Raises ``RequestTimeout`` after ``timeout_s`` (None: no limit)."""
+        timeout = timeout_s
         async with self._locked() as cond:
             self._admitted_or_raise(pid)
             try:

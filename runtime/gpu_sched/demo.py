@@ -155,7 +155,7 @@ class PipelineWorker:
     async def run(self) -> dict[str, Any]:
         stall = self.options.stall_s
         try:
-            await self._waited("init", self.handle.init())
+            await self._waited("init", self.handle.init(stall))
             await self._waited("the other pipelines' inits", self.handle.wait_loop(stall))
             for r in range(self.config.rollouts):
                 if self.config.signals:

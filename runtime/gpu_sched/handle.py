@@ -57,15 +57,17 @@ class PipelineHandle:
     async def release(self, kind: str) -> None:
         await _call(self.scheduler.notify_release_gpus, self.pid, kind)
 
-    async def init(self) -> None:
-        """The init sequence of the brief's pipeline: train and infer clusters at INITIALIZATION,
-        each released, then (every policy but fenced) the blocking GEN request."""
-        await _call(self.scheduler.wait_turn, self.pid, "init", None)
+    async def init(self, timeout_s: float | None = None) -> None:
+        """The init sequence of the brief's pipeline: wait for the earlier pipelines' inits, then
+        train and infer clusters at INITIALIZATION, each released, then (every policy but
+        fenced) the blocking GEN request. ``timeout_s`` bounds each wait (None: the barrier
+        waits as long as it takes, a request its scheduler's signal timeout)."""
+        await _call(self.scheduler.wait_turn, self.pid, "init", timeout_s)
         for kind in ("train_init", "infer_init"):
-            await self.request(kind)
+            await self.request(kind, timeout_s)
             await self.release(kind)
         if self.policy != "fenced":
-            await self.request("gen_init")
+            await self.request("gen_init", timeout_s)
 
     async def wait_loop(self, timeout_s: float | None = None) -> None:
         """The train loops start once every pipeline's init is done (the driver's barrier)."""
