@@ -68,6 +68,10 @@ def add_demo_parser(sub: Any) -> None:
                    help="seconds between a granted demand signal and the dispatch (post_fix's trace G gap)")
     g.add_argument("--kill-orchestrator", action="store_true",
                    help="kill the orchestrator right after start-up (the scheduler must stay reachable)")
+    g.add_argument("--kill-pipeline", type=int, default=None, metavar="P",
+                   help="kill pipeline P's actor --kill-after seconds into the run, then unregister it "
+                        "(fenced: its GPUs return to the pool and the others must not starve)")
+    g.add_argument("--kill-after", type=float, default=0.5, help="seconds into the run for --kill-pipeline")
     g.add_argument("--max-concurrency", type=int, default=1000, help="the scheduler actor's Ray max_concurrency")
     g.add_argument("--signal-timeout", type=float, default=2.0,
                    help="seconds a GEN request waits before post_fix's timeout (upstream: 60; default 2)")
@@ -232,8 +236,13 @@ def cmd_demo_sched(args: argparse.Namespace) -> int:
                              poll_s=args.poll, signal_timeout_s=args.signal_timeout)
         options = DemoOptions(gen_s=args.gen_s, train_s=args.train_s, skew=args.skew, reorder=args.reorder_messages,
                               stale_clears=args.stale_clears, dispatch_delay_s=args.dispatch_delay,
+                              kill_pipeline=args.kill_pipeline, kill_after_s=args.kill_after,
                               kill_orchestrator=args.kill_orchestrator, max_concurrency=args.max_concurrency,
                               stall_s=args.stall, seed=args.seed, monitor=args.monitor)
+        if args.kill_pipeline is not None and (not 0 <= args.kill_pipeline < args.pipelines
+                                               or args.policy != "fenced"):
+            raise ValueError("--kill-pipeline needs a pipeline number below --pipelines, and --policy fenced "
+                             "(only the fenced spec has the orchestrator's unregister)")
         if min(args.gen_s, args.train_s, args.stall) <= 0 or min(args.skew, args.dispatch_delay) < 0 \
                 or args.max_concurrency < 1:
             raise ValueError("need --gen-s, --train-s, --stall > 0, --skew, --dispatch-delay >= 0 "
@@ -269,14 +278,16 @@ def sched_report(run: Any) -> dict[str, Any]:
 
     cfg = run.config
     result, counts, paths = _replay(spec_path(), cfg.machine, cfg.consts, run.traces)
-    starved = [p for p in run.pipelines if p["rollouts"] < cfg.rollouts]
+    killed = set(run.killed_pipelines)
+    alive = [p for p in run.pipelines if p["pid"] not in killed]
+    starved = [p for p in alive if p["rollouts"] < cfg.rollouts]
     # what a stuck pipeline breaks: its rollout never got a rank, or its request never got a grant
     liveness = sorted({"no_starvation" if (p["stuck_at"] or "").startswith(("generating", "serve"))
                        else "request_granted" for p in starved} | ({"rollouts_complete"} if starved else set()))
     report: dict[str, Any] = {
         "policy": cfg.policy,
         "rollouts_completed": sum(p["rollouts"] for p in run.pipelines),
-        "rollouts_expected": cfg.pipelines * cfg.rollouts,
+        "rollouts_expected": len(alive) * cfg.rollouts + sum(p["rollouts"] for p in run.pipelines if p["pid"] in killed),
         "starved_pipelines": len(starved),
         "max_wait_s": round(max((p["max_wait_s"] for p in run.pipelines), default=0.0), 3),
         "gpu_utilisation": run.status["gpu_utilisation"],
@@ -288,7 +299,8 @@ def sched_report(run: Any) -> dict[str, Any]:
         "events": sum(counts.values()),
         "stuck": {str(p["pid"]): p["stuck_at"] or p["error"] for p in starved},
         "liveness_violations": liveness,
-        "errors": [p["error"] for p in run.pipelines if p["error"] and p not in starved] + (
+        "killed_pipelines": sorted(killed),
+        "errors": [p["error"] for p in alive if p["error"] and p not in starved] + (
             [run.status["failed"]] if run.status["failed"] else []),
         "orchestrator_killed": run.orchestrator_killed,
         "planner": {k: run.status[k] for k in ("cycles", "moves", "refused_moves", "floor_fills")},

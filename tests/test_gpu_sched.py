@@ -127,6 +127,19 @@ def test_a_plan_move_the_contract_refuses_is_skipped_and_the_floor_still_paid(mo
     assert core.stats.refused_moves == 2 and core.stats.floor_fills == 1 and core.ranks(0) == [0]
 
 
+def test_an_unregistered_pipeline_gives_its_gpus_back_and_is_refused_after() -> None:
+    core = SchedulerCore(SchedConfig(pipelines=2, gpus=2, rollouts=1), monitor=True)
+    _inits(core)
+    assert _grant(core, 0, "gen") and _grant(core, 1, "gen") and core.ranks(0) and core.ranks(1)
+    held = set(core.ranks(0))
+    core.unregister(0)
+    assert core.gone(0) and core.ranks(0) == [] and held <= core.m.idle
+    with pytest.raises(ProtocolRefused):
+        core.dispatch(0)
+    with pytest.raises(ProtocolRefused, match="has no unregister"):
+        SchedulerCore(SchedConfig(policy="post_fix", pipelines=2, gpus=2, rollouts=1)).unregister(0)
+
+
 def test_sizes_are_checked() -> None:
     with pytest.raises(ValueError, match="one GPU per pipeline"):
         SchedConfig(pipelines=4, gpus=2)
@@ -176,13 +189,16 @@ def _demo(tmp_path: Path, policy: str, **opts: Any) -> dict[str, Any]:
     {"reorder": True, "kill_orchestrator": True},
     {"stale_clears": True, "skew": 0.3, "dispatch_delay_s": 0.2},
     {"pipelines": 3, "gpus": 6, "stale_clears": True, "reorder": True, "skew": 0.5},
-], ids=["reorder+killed-orchestrator", "stale-clears+skew", "three-pipelines"])
+    {"kill_pipeline": 0, "kill_after_s": 0.3, "reorder": True},
+], ids=["reorder+killed-orchestrator", "stale-clears+skew", "three-pipelines", "killed-pipeline"])
 def test_fenced_completes_every_rollout_under_faults(tmp_path: Path, opts: dict[str, Any]) -> None:
     r = _demo(tmp_path, "fenced", **opts)
     assert r["ok"], r
     assert r["starved_pipelines"] == 0 and r["empty_dispatches"] == 0 and r["replay"] == "ok"
     assert r["rollouts_completed"] == r["rollouts_expected"] and r["planner"]["refused_moves"] == 0
     assert r["orchestrator_killed"] == opts.get("kill_orchestrator", False)
+    # a pipeline killed while it holds GPUs: unregistered, its GPUs back in the pool, the others finish
+    assert r["killed_pipelines"] == ([opts["kill_pipeline"]] if "kill_pipeline" in opts else [])
 
 
 @on_ray

@@ -22,7 +22,7 @@ PROTOCOLS = Path(__file__).resolve().parent.parent / "spec" / "protocols"
 STATE_COUNTS = {
     "SlotRingPreFix": 367_841, "SlotRingPostFix": 120_253, "SlotRingFenced": 76_441,
     "SlotRingFencedLeaseReaper": 121_717,
-    "GpuAllocPreFix": 88, "GpuAllocHooksWired": 10_298, "GpuAllocPostFix": 44_408, "GpuAllocFenced": 11_380,
+    "GpuAllocPreFix": 88, "GpuAllocHooksWired": 10_298, "GpuAllocPostFix": 44_408, "GpuAllocFenced": 17_388,
     "CkptPreFix": 1_873, "CkptPostFix": 2_623, "CkptPostFixEval": 21_252, "CkptPostFixResume": 33_732,
     "CkptPostFixResumePrune": 9_340, "CkptFenced": 218_424,
 }

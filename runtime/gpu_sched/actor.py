@@ -60,6 +60,14 @@ class Scheduler:
                 raise UnknownPipeline(f"pipeline {pid} was never registered")
             self._admitted.add(pid)
 
+    async def unregister_pipeline(self, pid: int) -> None:
+        """The orchestrator's kill_pipeline: the pipeline's GPUs return to the pool, its pending
+        request is dropped (its waiter gets ``UnknownPipeline``), later calls for it are refused."""
+        async with self._locked():
+            self._admitted_or_raise(pid)
+            self.core.unregister(pid)
+            self._wake_planner()
+
     # ------------------------------------------------------------- requests
     async def request_gpus(self, pid: int, kind: str, timeout_s: float | None = None) -> dict[str, Any]:
         """Make a blocking request and wait for its grant: ``{"gpus": [...], "outcome": ...}`` where
@@ -191,14 +199,17 @@ class Scheduler:
         self._wake.set()
 
     def _admitted_or_raise(self, pid: int) -> None:
-        self.core.pc(pid)
+        if self.core.pc(pid) == "GONE":
+            raise UnknownPipeline(f"pipeline {pid} was unregistered")
         if pid not in self._admitted:
             raise UnknownPipeline(f"pipeline {pid} is not admitted")
 
     async def _await_grant(self, cond: asyncio.Condition, pid: int, kind: str, timeout: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.core.waiting(pid):
+        while self.core.waiting(pid) or self.core.gone(pid):
+            if self.core.gone(pid):
+                raise UnknownPipeline(f"pipeline {pid} was unregistered while it waited")
             if self._failed is not None:
                 raise ContractViolation(f"the scheduler has failed: {self._failed}")
             remaining = deadline - loop.time()

@@ -91,7 +91,7 @@ class SchedulerCore:
         raise ProtocolRefused(f"unknown stage {stage!r}; stages: init, loop")
 
     def done(self, pid: int) -> bool:
-        return self.pc(pid) == "DONE"
+        return self.pc(pid) in ("DONE", "GONE")
 
     def allocation(self, pid: int, kind: str) -> list[int]:
         """What a granted request of ``kind`` holds: the train block, every GPU, or the GEN ranks."""
@@ -144,6 +144,16 @@ class SchedulerCore:
             return False
         self._fire(action, pid, rollout)
         return True
+
+    def unregister(self, pid: int) -> None:
+        """kill_pipeline: the pipeline is gone; its GPUs go back to the pool, its requests,
+        demand and progress are dropped (fenced only: the other variants' specs have no such step)."""
+        if not self._has("unregister"):
+            raise ProtocolRefused(f"the {self.config.policy} spec ({self.config.machine}) has no unregister")
+        self._fire("unregister", pid)
+
+    def gone(self, pid: int) -> bool:
+        return self.pc(pid) == "GONE"
 
     def timeout(self, pid: int) -> bool:
         """post_fix: a waiting GEN request gives up (only while the scheduler is quiet)."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from .actor import SCHEDULER_NAME, start_scheduler
 from .config import SchedConfig
+from .core import INIT_PCS
 from .errors import RequestTimeout, SchedError
 from .handle import PipelineHandle
 
@@ -44,6 +45,8 @@ class DemoOptions:
     max_delay_s: float = 0.3
     dispatch_delay_s: float = 0.0  # between a granted signal and the dispatch (the grant-to-dispatch gap)
     kill_orchestrator: bool = False
+    kill_pipeline: int | None = None  # kill this pipeline's actor kill_after_s into the run, then unregister it
+    kill_after_s: float = 0.5
     max_concurrency: int = 1000  # the scheduler actor's Ray max_concurrency
     stall_s: float = 10.0      # a pipeline stuck this long gives up and is reported starved
     seed: int = 0
@@ -234,6 +237,7 @@ class DemoRun:
     seconds: float
     relayed: dict[str, int]
     orchestrator_killed: bool = False
+    killed_pipelines: list[int] = field(default_factory=list)
 
     @property
     def traces(self) -> Path:
@@ -262,6 +266,8 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
         scheduler = ray.get_actor(SCHEDULER_NAME, namespace=namespace)
         created.append(scheduler)
         killed = False
+        if options.kill_pipeline is not None and not 0 <= options.kill_pipeline < config.pipelines:
+            raise ValueError(f"no pipeline {options.kill_pipeline} to kill")
         if options.kill_orchestrator:
             ray.kill(orchestrator, no_restart=True)
             _wait_gone(ORCHESTRATOR_NAME, namespace)
@@ -275,6 +281,13 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
             pid, config.to_json(), asdict(options), namespace, coordinator, str(root / "logs")) for pid in pids]
         created += workers
         refs = [w.run.remote() for w in workers]
+        killed_pipelines: list[int] = []
+        if options.kill_pipeline is not None:  # kill_after_s into the train loops (the spec kills no init)
+            _wait_for(lambda: not INIT_PCS & set(ray.get(scheduler.status.remote())["pc"]), "the inits", 60)
+            time.sleep(options.kill_after_s)
+            ray.kill(workers[options.kill_pipeline], no_restart=True)
+            ray.get(scheduler.unregister_pipeline.remote(options.kill_pipeline), timeout=30)
+            killed_pipelines.append(options.kill_pipeline)
         pending = list(refs)
         while pending:
             _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
@@ -282,7 +295,7 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
                 st = ray.get(scheduler.status.remote())
                 progress(f"sched {config.policy}: " + "  ".join(f"p{i} {pc}" for i, pc in enumerate(st["pc"]))
                          + f"  cycles {st['cycles']}")
-        results = ray.get(refs)
+        results = [_result(ref, pid) for pid, ref in zip(pids, refs, strict=True)]
         relayed = ray.get(coordinator.drain.remote(), timeout=30)
         status = ray.get(scheduler.close.remote(), timeout=30)
     finally:
@@ -290,17 +303,37 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
             ray.kill(actor, no_restart=True)
         if started_ray:
             ray.shutdown()
-    return DemoRun(config, options, root, results, status, time.monotonic() - t0, relayed, killed)
+    return DemoRun(config, options, root, results, status, time.monotonic() - t0, relayed, killed, killed_pipelines)
+
+
+def _result(ref: Any, pid: int) -> dict[str, Any]:
+    """A pipeline actor's stats; a killed actor's are what its death left (nothing)."""
+    import ray
+
+    try:
+        return dict(ray.get(ref))
+    except ray.exceptions.RayActorError as exc:
+        stats = asdict(PipelineStats(pid))
+        stats["error"] = f"the actor died: {type(exc).__name__}"
+        return stats
 
 
 def _wait_gone(name: str, namespace: str, timeout: float = 30.0) -> None:
     import ray
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone() -> bool:
         try:
             ray.get_actor(name, namespace=namespace)
         except ValueError:
-            return
+            return True
+        return False
+
+    _wait_for(gone, f"actor {name} to stop resolving after it was killed", timeout)
+
+
+def _wait_for(ready: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting {timeout:g} s for {what}")
         time.sleep(0.05)
-    raise TimeoutError(f"actor {name} still resolves {timeout:g} s after it was killed")
