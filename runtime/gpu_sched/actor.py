@@ -207,22 +207,22 @@ class Scheduler:
     async def _await_grant(self, cond: asyncio.Condition, pid: int, kind: str, timeout: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.core.waiting(pid) or self.core.gone(pid):
-            if self.core.gone(pid):
-                raise UnknownPipeline(f"pipeline {pid} was unregistered while it waited")
+        while self.core.waiting(pid):  # an unregister ends the wait too (see below)
             if self._failed is not None:
                 raise ContractViolation(f"the scheduler has failed: {self._failed}")
             remaining = deadline - loop.time()
             if remaining <= 0:
                 if self.core.timeout(pid):  # post_fix: the signal gives up; its request stays queued
                     return {"gpus": self.core.ranks(pid), "outcome": "timed_out"}
-                if self.core.m.pc[pid].name == "SIGW" and self.config.policy == "post_fix":
+                if self.core.pc(pid) == "SIGW" and self.config.policy == "post_fix":
                     deadline = loop.time() + self.config.poll_s  # not quiet yet: upstream's timer fires later
                     continue
                 raise RequestTimeout(f"pipeline {pid}'s {kind} request was not granted within {timeout:g} s; "
                                      "it stays queued")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(cond.wait(), remaining)
+        if self.core.gone(pid):
+            raise UnknownPipeline(f"pipeline {pid} was unregistered while it waited")
         return {"gpus": self.core.allocation(pid, kind), "outcome": "granted"}
 
     async def _deliver(self, pid: int, message: str, rollout: int) -> bool:
