@@ -162,7 +162,7 @@ class Scheduler:
                 "ranks": [self.core.ranks(p) for p in range(self.config.pipelines)],
                 "cycles": st.cycles, "moves": st.moves, "refused_moves": st.refused_moves,
                 "floor_fills": st.floor_fills, "empty_dispatches": st.empty_dispatches,
-                "transitions": st.transitions, "gpu_utilisation": round(st.utilisation(self.config.gpus), 4),
+                "transitions": st.transitions, "gpu_utilisation": round(self.core.utilisation(), 4),
             }
 
     async def close(self) -> dict[str, Any]:

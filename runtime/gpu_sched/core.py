@@ -46,9 +46,6 @@ class CoreStats:
     started: float = field(default_factory=time.monotonic)
     transitions: int = 0
 
-    def utilisation(self, gpus: int) -> float:
-        span = time.monotonic() - self.started
-        return self.gpu_seconds / (gpus * span) if span > 0 else 0.0
 
 
 class SchedulerCore:
@@ -92,6 +89,11 @@ class SchedulerCore:
 
     def done(self, pid: int) -> bool:
         return self.pc(pid) in ("DONE", "GONE")
+
+    def utilisation(self) -> float:
+        """Allocated GPU-time over the pool's time since the core was built (the core's clock)."""
+        span = self._clock() - self.stats.started
+        return self.stats.gpu_seconds / (self.config.gpus * span) if span > 0 else 0.0
 
     def allocation(self, pid: int, kind: str) -> list[int]:
         """What a granted request of ``kind`` holds: the train block, every GPU, or the GEN ranks."""

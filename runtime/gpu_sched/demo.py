@@ -29,7 +29,7 @@ from typing import Any
 from .actor import SCHEDULER_NAME, start_scheduler
 from .config import SchedConfig
 from .core import INIT_PCS
-from .errors import RequestTimeout, SchedError
+from .errors import SchedError
 from .handle import PipelineHandle
 
 ORCHESTRATOR_NAME = "racefree-orchestrator"
@@ -181,7 +181,7 @@ class PipelineWorker:
                 await asyncio.sleep(self.train_s)
                 await self.handle.release("train")
                 self.stats.rollouts += 1
-        except (TimeoutError, RequestTimeout) as exc:
+        except TimeoutError as exc:  # RequestTimeout included
             self.stats.starved, self.stats.error = True, str(exc)
         except SchedError as exc:
             self.stats.error = f"{type(exc).__name__}: {exc}"
@@ -216,7 +216,7 @@ class PipelineWorker:
         start = time.monotonic()
         try:
             return await call
-        except (TimeoutError, RequestTimeout):
+        except TimeoutError:  # RequestTimeout included
             self.stats.stuck_at = what
             raise
         finally:
