@@ -233,20 +233,19 @@ def cmd_demo_sched(args: argparse.Namespace) -> int:
 
     try:
         config = SchedConfig(policy=args.policy, pipelines=args.pipelines, gpus=args.gpus, rollouts=args.rollouts,
-                             poll_s=args.poll, signal_timeout_s=args.signal_timeout)
+                             poll_s=args.poll, signal_timeout_s=args.signal_timeout,
+                             max_concurrency=args.max_concurrency)
         options = DemoOptions(gen_s=args.gen_s, train_s=args.train_s, skew=args.skew, reorder=args.reorder_messages,
                               stale_clears=args.stale_clears, dispatch_delay_s=args.dispatch_delay,
                               kill_pipeline=args.kill_pipeline, kill_after_s=args.kill_after,
-                              kill_orchestrator=args.kill_orchestrator, max_concurrency=args.max_concurrency,
+                              kill_orchestrator=args.kill_orchestrator,
                               stall_s=args.stall, seed=args.seed, monitor=args.monitor)
         if args.kill_pipeline is not None and (not 0 <= args.kill_pipeline < args.pipelines
                                                or args.policy != "fenced"):
             raise ValueError("--kill-pipeline needs a pipeline number below --pipelines, and --policy fenced "
                              "(only the fenced spec has the orchestrator's unregister)")
-        if min(args.gen_s, args.train_s, args.stall) <= 0 or min(args.skew, args.dispatch_delay) < 0 \
-                or args.max_concurrency < 1:
-            raise ValueError("need --gen-s, --train-s, --stall > 0, --skew, --dispatch-delay >= 0 "
-                             "and --max-concurrency >= 1")
+        if min(args.gen_s, args.train_s, args.stall) <= 0 or min(args.skew, args.dispatch_delay) < 0:
+            raise ValueError("need --gen-s, --train-s, --stall > 0 and --skew, --dispatch-delay >= 0")
     except ValueError as exc:
         print(f"racefree demo sched: {exc}", file=sys.stderr)
         return 2
@@ -303,6 +302,9 @@ def sched_report(run: Any) -> dict[str, Any]:
         "errors": [p["error"] for p in alive if p["error"] and p not in starved] + (
             [run.status["failed"]] if run.status["failed"] else []),
         "orchestrator_killed": run.orchestrator_killed,
+        # W8: every one of the scheduler's Ray slots held by a blocked call, so nothing gets in
+        "scheduler_hung": run.hung,
+        "max_concurrency": cfg.max_concurrency,
         "planner": {k: run.status[k] for k in ("cycles", "moves", "refused_moves", "floor_fills")},
         "signal_outcomes": {k: sum(p["outcomes"].get(k, 0) for p in run.pipelines)
                             for k in sorted({k for p in run.pipelines for k in p["outcomes"]})},
@@ -310,7 +312,7 @@ def sched_report(run: Any) -> dict[str, Any]:
         "dir": str(run.root),
         "replay_command": _replay_command(spec_path(), cfg.machine, cfg.consts, run.traces),
     }
-    report["ok"] = bool(not starved and report["replay"] == "ok" and not report["errors"]
+    report["ok"] = bool(not starved and not run.hung and report["replay"] == "ok" and not report["errors"]
                         and report["rollouts_completed"] == report["rollouts_expected"])
     _replay_failure(report, result, paths)
     return report
@@ -325,6 +327,9 @@ def _sched_text(r: dict[str, Any]) -> str:
         f"  longest wait {r['max_wait_s']} s, GPU utilisation {r['gpu_utilisation']:.0%}",
         f"  replay of {r['events']} events: {r['replay']}",
     ]
+    if r["scheduler_hung"]:
+        lines.append(f"  the scheduler stopped answering: its {r['max_concurrency']} Ray slot(s) are held by "
+                     "blocked calls, so the calls that would unblock them never start (W8)")
     for pid, why in r["stuck"].items():
         lines.append(f"  pipeline {pid} starved: {why}")
     if r["liveness_violations"]:

@@ -175,7 +175,7 @@ def local_ray() -> Iterator[None]:
 
 
 def _demo(tmp_path: Path, policy: str, **opts: Any) -> dict[str, Any]:
-    sizes = {k: opts.pop(k) for k in ("pipelines", "gpus", "rollouts") if k in opts}
+    sizes = {k: opts.pop(k) for k in ("pipelines", "gpus", "rollouts", "max_concurrency") if k in opts}
     config = SchedConfig(policy=policy, poll_s=0.05, signal_timeout_s=1.0, **{"rollouts": 3, **sizes})
     # fenced must finish, so its stall limit only catches a real hang (a loaded CI machine stretches
     # waits); a pre-fix starvation is permanent, so a short limit finds it as surely as a long one
@@ -190,7 +190,8 @@ def _demo(tmp_path: Path, policy: str, **opts: Any) -> dict[str, Any]:
     {"stale_clears": True, "skew": 0.3, "dispatch_delay_s": 0.2},
     {"pipelines": 3, "gpus": 6, "stale_clears": True, "reorder": True, "skew": 0.5},
     {"kill_pipeline": 0, "kill_after_s": 0.3, "reorder": True},
-], ids=["reorder+killed-orchestrator", "stale-clears+skew", "three-pipelines", "killed-pipeline"])
+    {"max_concurrency": 1, "reorder": True, "gpus": 2},
+], ids=["reorder+killed-orchestrator", "stale-clears+skew", "three-pipelines", "killed-pipeline", "one-slot"])
 def test_fenced_completes_every_rollout_under_faults(tmp_path: Path, opts: dict[str, Any]) -> None:
     r = _demo(tmp_path, "fenced", **opts)
     assert r["ok"], r
@@ -240,7 +241,7 @@ def test_the_handle_runs_a_pipeline_against_a_scheduler_whose_creator_is_gone(tm
     ns = "racefree-test-handle"
     config = SchedConfig(pipelines=1, gpus=2, rollouts=1, poll_s=0.05)
     orch = ray.remote(Orchestrator).options(name=ORCHESTRATOR_NAME, namespace=ns).remote(
-        config.to_json(), str(tmp_path / "traces"), ns, 1000, True)
+        config.to_json(), str(tmp_path / "traces"), ns, True)
     [pid] = ray.get(orch.setup.remote(["solo"]))
     ray.kill(orch, no_restart=True)
     _wait_gone(ORCHESTRATOR_NAME, ns)
@@ -271,3 +272,89 @@ def test_the_handle_runs_a_pipeline_against_a_scheduler_whose_creator_is_gone(tm
     finally:
         ray.kill(sched, no_restart=True)
     assert ranks and status["pc"] == ["DONE"] and status["failed"] is None
+
+
+async def _both_inits(sched: Any, policy: str) -> tuple[Any, Any]:
+    from racefree.runtime.gpu_sched.handle import PipelineHandle
+
+    h0, h1 = (PipelineHandle(sched, pid, policy=policy, signal_timeout_s=1.0, answer_s=3.0) for pid in (0, 1))
+    for h in (h0, h1):
+        await h.init(10)
+    for h in (h0, h1):
+        await h.wait_loop(10)
+    return h0, h1
+
+
+async def _rollout_until_training(h: Any, rollout: int) -> None:
+    await h.dispatch()
+    for message in ("begin", "done", "clear"):
+        if message == "done":
+            await h.served(5)
+        call = h.scheduler.clear_progress if message == "clear" else h.scheduler.report_progress
+        await (call.remote(h.pid, rollout) if message == "clear" else call.remote(h.pid, rollout, message == "done"))
+
+
+def _one_slot_scheduler(tmp_path: Path, policy: str, ns: str) -> Any:
+    from racefree.runtime.gpu_sched.actor import start_scheduler
+
+    config = SchedConfig(policy=policy, pipelines=2, gpus=2, rollouts=2, poll_s=0.05, signal_timeout_s=1.0,
+                         max_concurrency=1)
+    sched = start_scheduler(config, str(tmp_path / "traces"), namespace=ns)
+    for name in ("p0", "p1"):
+        ray.get(sched.admit_pipeline.remote(ray.get(sched.register_pipeline.remote(name))))
+    return sched
+
+
+@on_ray
+def test_post_fix_hangs_when_its_blocked_calls_hold_every_slot(tmp_path: Path) -> None:
+    """W8: at max_concurrency 1, P1 trains on GPU 1 and keeps GEN rank 0, so P0's signal can only be
+    granted after P1's release; the signal blocks in the only slot, times out at the caller, and its
+    orphaned coroutine keeps the slot: P1's release (and P0's signal_gave_up) never start. The
+    callers' deadlines detect it; the actor is killed."""
+    from racefree.runtime.gpu_sched.errors import SchedulerUnresponsive
+
+    sched = _one_slot_scheduler(tmp_path, "post_fix", "racefree-test-w8-post")
+
+    async def scenario() -> list[BaseException | None]:
+        h0, h1 = await _both_inits(sched, "post_fix")
+        assert (await h1.signal())["outcome"] == "early"
+        await _rollout_until_training(h1, 0)
+        assert await h1.request("train", 5) == [1] and await h0.ranks() == []
+        signal = asyncio.ensure_future(h0.signal())  # blocks: only P1's release can grant it
+        await asyncio.sleep(0.3)
+        release = asyncio.ensure_future(h1.release("train"))
+        return list(await asyncio.gather(signal, release, return_exceptions=True))
+
+    try:
+        outcomes = asyncio.run(scenario())
+        with pytest.raises(ray.exceptions.GetTimeoutError):
+            ray.get(sched.status.remote(), timeout=2)
+    finally:
+        ray.kill(sched, no_restart=True)
+    assert all(isinstance(e, SchedulerUnresponsive) for e in outcomes), outcomes
+
+
+@on_ray
+def test_fenced_keeps_two_slots_for_the_calls_that_unblock(tmp_path: Path) -> None:
+    """F6 at max_concurrency 1: P0's train request needs GPU 0, P1's pinned last rank, so only P1's
+    begin report can let it through. Fenced answers the request "pending" instead of blocking in
+    the only slot; the report gets in, and the queued request is granted."""
+    sched = _one_slot_scheduler(tmp_path, "fenced", "racefree-test-w8-fenced")
+
+    async def scenario() -> tuple[str, bool, dict[str, Any]]:
+        h0, h1 = await _both_inits(sched, "fenced")
+        for h in (h0, h1):
+            assert (await h.signal(5))["outcome"] == "granted"
+        await h1.dispatch()  # its begin report (the unpin) is still in flight
+        await _rollout_until_training(h0, 0)
+        first = await sched.request_gpus.remote(0, "train", 5.0)
+        unpinned = await sched.report_progress.remote(1, 0, False)
+        return first["outcome"], unpinned, await sched.await_grant.remote(0, "train", 5.0)
+
+    try:
+        first, unpinned, granted = asyncio.run(scenario())
+        status = ray.get(sched.status.remote(), timeout=10)
+    finally:
+        ray.kill(sched, no_restart=True)
+    assert first == "pending" and unpinned and granted == {"gpus": [0], "outcome": "granted"}
+    assert status["failed"] is None and status["blocked_calls"] == 0

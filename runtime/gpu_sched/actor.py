@@ -26,6 +26,7 @@ from .core import SchedulerCore
 from .errors import ContractViolation, ProtocolRefused, RequestTimeout, UnknownPipeline
 
 SCHEDULER_NAME = "racefree-gpu-scheduler"
+_QUIET_CYCLES = 100  # signal_gave_up: cycles it runs at most to let post_fix's timeout fire
 
 
 class Scheduler:
@@ -41,6 +42,7 @@ class Scheduler:
         self._cond: asyncio.Condition | None = None
         self._wake: asyncio.Event | None = None
         self._planner: asyncio.Task[None] | None = None
+        self._blocked = 0  # calls blocked in a wait right now (each holds one of Ray's slots)
 
     # ------------------------------------------------------------ registry
     async def register_pipeline(self, name: str) -> int:
@@ -70,12 +72,16 @@ class Scheduler:
 
     # ------------------------------------------------------------- requests
     async def request_gpus(self, pid: int, kind: str, timeout_s: float | None = None) -> dict[str, Any]:
-        """Make a blocking request and wait for its grant: ``{"gpus": [...], "outcome": ...}`` where
-        outcome is ``granted``, ``early`` (post_fix: the pipeline already had ranks), ``refused``
-        (post_fix: a duplicate pending request, swallowed upstream) or ``timed_out`` (post_fix's
-        signal timeout). Other policies raise ``RequestTimeout`` after ``timeout_s`` and leave the
-        request queued, as the spec does; the caller may wait again with ``await_grant``."""
-        timeout = self.config.signal_timeout_s if timeout_s is None else timeout_s
+        """Make a blocking request and wait for its grant: ``{"gpus": [...], "outcome": ...}``.
+
+        outcome: ``granted``; ``early`` (post_fix: the pipeline already had ranks) or ``refused``
+        (post_fix: a duplicate pending request, swallowed upstream), never queued; ``pending``
+        (fenced, F6: every slot a call may block in is taken, so the request is queued and the
+        caller polls ``await_grant``). A request not granted within ``timeout_s`` (default: the
+        signal timeout) raises ``RequestTimeout`` and stays queued, as in the spec. post_fix's
+        GEN requests are upstream's coroutines instead: they wait for their grant however long it
+        takes; the caller gives up on its own clock and calls ``signal_gave_up``, and the
+        orphaned coroutine keeps its Ray slot (the brief's W8)."""
         async with self._locked() as cond:
             self._admitted_or_raise(pid)
             refused_before = bool(self.core.m.refused[pid])
@@ -85,29 +91,39 @@ class Scheduler:
                 outcome = "refused" if self.core.m.refused[pid] and not refused_before else "early"
                 return {"gpus": self.core.allocation(pid, kind), "outcome": outcome}
             self._run_cycle(cond)  # the cycle the planning task would run next, without its hop
-            return await self._await_grant(cond, pid, kind, timeout)
+            return await self._await_grant(cond, pid, kind, timeout_s)
 
     async def await_grant(self, pid: int, kind: str, timeout_s: float | None = None) -> dict[str, Any]:
-        """Wait again for a request that timed out (it is still queued)."""
-        timeout = self.config.signal_timeout_s if timeout_s is None else timeout_s
-        async with self._locked() as cond:
-            if not self.core.waiting(pid):
-                return {"gpus": self.core.allocation(pid, kind), "outcome": "granted"}
-            return await self._await_grant(cond, pid, kind, timeout)
-
-    async def wait_turn(self, pid: int, stage: str, timeout_s: float | None = None) -> None:
-        """Wait for the driver's barrier ``stage`` (``init``: the earlier pipelines' inits are done;
-        ``loop``: every init is done). Raises ``RequestTimeout`` after ``timeout_s`` (None: no limit)."""
-        timeout = timeout_s
+        """Wait again for a queued request (one that timed out, or was answered ``pending``)."""
         async with self._locked() as cond:
             self._admitted_or_raise(pid)
-            try:
-                await asyncio.wait_for(cond.wait_for(lambda: self.core.turn(pid, stage) or self._failed is not None),
-                                       timeout)
-            except TimeoutError:
-                raise RequestTimeout(f"pipeline {pid} waited {timeout:g} s for the {stage} barrier") from None
-            if self._failed is not None:
-                raise ContractViolation(f"the scheduler has failed: {self._failed}")
+            return await self._await_grant(cond, pid, kind, timeout_s)
+
+    async def signal_gave_up(self, pid: int) -> dict[str, Any]:
+        """post_fix: the pipeline's signal timed out at the caller (upstream's 60 s timeout on the
+        call). This is the spec's ``timeout``, fired once the scheduler is quiet: while it is
+        not, the cycle that is due runs first (the 60 s are long enough for it upstream). The
+        request stays queued. Returns the outcome the pipeline goes on with: ``timed_out``, or
+        ``granted`` if a cycle granted it first."""
+        async with self._locked() as cond:
+            self._admitted_or_raise(pid)
+            if self.config.policy != "post_fix":
+                raise ProtocolRefused(f"only post_fix's signal times out at the caller, not {self.config.policy}'s")
+            for _ in range(_QUIET_CYCLES):
+                if not self.core.waiting(pid):
+                    return self._granted(pid, "gen")
+                if self.core.timeout(pid):
+                    return {"gpus": self.core.ranks(pid), "outcome": "timed_out"}
+                self._run_cycle(cond)
+            raise ProtocolRefused(f"the scheduler did not become quiet within {_QUIET_CYCLES} cycles, "
+                                  f"so pipeline {pid}'s signal cannot time out yet; call again")
+
+    async def turn(self, pid: int, stage: str) -> bool:
+        """Whether the driver's barrier ``stage`` has passed for ``pid`` (``init``: the earlier
+        pipelines' inits are done; ``loop``: every init is done). Never blocks: the handle polls."""
+        async with self._locked():
+            self._admitted_or_raise(pid)
+            return self.core.turn(pid, stage)
 
     async def notify_release_gpus(self, pid: int, kind: str) -> None:
         async with self._locked():
@@ -157,7 +173,8 @@ class Scheduler:
         async with self._locked(check=False):
             st = self.core.stats
             return {
-                "failed": self._failed, "policy": self.config.policy,
+                "failed": self._failed, "policy": self.config.policy, "config": self.config.to_json(),
+                "blocked_calls": self._blocked,
                 "pc": [self.core.pc(p) for p in range(self.config.pipelines)],
                 "ranks": [self.core.ranks(p) for p in range(self.config.pipelines)],
                 "cycles": st.cycles, "moves": st.moves, "refused_moves": st.refused_moves,
@@ -204,26 +221,44 @@ class Scheduler:
         if pid not in self._admitted:
             raise UnknownPipeline(f"pipeline {pid} is not admitted")
 
-    async def _await_grant(self, cond: asyncio.Condition, pid: int, kind: str, timeout: float) -> dict[str, Any]:
+    def _queued(self, pid: int, kind: str) -> bool:
+        """Whether ``pid``'s request of ``kind`` is still waiting for its grant. A post_fix GEN
+        request waits for the grant of the queued request itself: after the caller's timeout the
+        pipeline has stopped waiting, but the request (and upstream's coroutine) has not."""
+        if self.config.policy == "post_fix" and kind in ("gen", "gen_init"):
+            return self.core.gen_queued(pid)
+        return self.core.waiting(pid)
+
+    def _granted(self, pid: int, kind: str) -> dict[str, Any]:
+        return {"gpus": self.core.allocation(pid, kind), "outcome": "granted"}
+
+    async def _await_grant(self, cond: asyncio.Condition, pid: int, kind: str,
+                           timeout_s: float | None) -> dict[str, Any]:
+        if not self._queued(pid, kind):
+            return self._granted(pid, kind)
+        slots = self.config.blocking_slots
+        if slots is not None and self._blocked >= slots:
+            return {"gpus": [], "outcome": "pending"}  # F6: queued; the caller polls
+        orphanable = self.config.policy == "post_fix" and kind in ("gen", "gen_init")
+        timeout = None if orphanable else self.config.signal_timeout_s if timeout_s is None else timeout_s
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.core.waiting(pid):  # an unregister ends the wait too (see below)
-            if self._failed is not None:
-                raise ContractViolation(f"the scheduler has failed: {self._failed}")
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                if self.core.timeout(pid):  # post_fix: the signal gives up; its request stays queued
-                    return {"gpus": self.core.ranks(pid), "outcome": "timed_out"}
-                if self.core.pc(pid) == "SIGW" and self.config.policy == "post_fix":
-                    deadline = loop.time() + self.config.poll_s  # not quiet yet: upstream's timer fires later
-                    continue
-                raise RequestTimeout(f"pipeline {pid}'s {kind} request was not granted within {timeout:g} s; "
-                                     "it stays queued")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(cond.wait(), remaining)
+        deadline = None if timeout is None else loop.time() + timeout
+        self._blocked += 1
+        try:
+            while self._queued(pid, kind):  # an unregister ends the wait too (see below)
+                if self._failed is not None:
+                    raise ContractViolation(f"the scheduler has failed: {self._failed}")
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise RequestTimeout(f"pipeline {pid}'s {kind} request was not granted within {timeout:g} s; "
+                                         "it stays queued")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(cond.wait(), remaining)
+        finally:
+            self._blocked -= 1
         if self.core.gone(pid):
             raise UnknownPipeline(f"pipeline {pid} was unregistered while it waited")
-        return {"gpus": self.core.allocation(pid, kind), "outcome": "granted"}
+        return self._granted(pid, kind)
 
     async def _deliver(self, pid: int, message: str, rollout: int) -> bool:
         async with self._locked():
@@ -236,8 +271,11 @@ class Scheduler:
     async def _plan_forever(self) -> None:
         assert self._cond is not None and self._wake is not None
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_s)
+            except TimeoutError:  # idle for a poll: write the trace out, so a hung run still has it
+                if self._recorder is not None:
+                    self._recorder.flush()
             self._wake.clear()
             async with self._cond:
                 try:
@@ -260,15 +298,16 @@ class Scheduler:
 
 
 def start_scheduler(config: SchedConfig, trace_dir: str | None = None, *, name: str = SCHEDULER_NAME,
-                    namespace: str | None = None, max_concurrency: int = 1000, monitor: bool = False) -> Any:
-    """Create (or find) the named, detached scheduler actor. ``max_concurrency``: Ray's limit on
-    calls running at once in the actor; a blocked request holds one, so keep the default or size
-    it above the number of calls that can block at once (the brief's W8)."""
+                    namespace: str | None = None, monitor: bool = False) -> Any:
+    """Create (or find) the named, detached scheduler actor, with ``config.max_concurrency`` as
+    Ray's limit on calls running in it at once. A blocked request holds one of those slots: the
+    fenced policy never lets blocked calls take the last two (F6), the others are upstream's
+    (W8: a limit too small for the blocked calls hangs them)."""
     import ray
 
     actor = ray.remote(Scheduler).options(  # type: ignore[attr-defined]
         name=name, namespace=namespace, get_if_exists=True, lifetime="detached", max_restarts=0,
-        max_task_retries=0, max_concurrency=max_concurrency, num_cpus=0)
+        max_task_retries=0, max_concurrency=config.max_concurrency, num_cpus=0)
     return actor.remote(config.to_json(), trace_dir, monitor)
 
 

@@ -31,6 +31,7 @@ class SchedConfig:
     rollouts: int = 3          # R: rollouts each pipeline runs, then it unregisters
     poll_s: float = 1.0        # the planning loop's periodic wakeup (the brief's 1 s poll)
     signal_timeout_s: float = 60.0  # a blocking GEN request's timeout (post_fix gives up; fenced logs and waits)
+    max_concurrency: int = 1000  # the actor's Ray max_concurrency (CAP): calls running in it at once
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -41,6 +42,8 @@ class SchedConfig:
             raise ValueError(f"need at least one GPU per pipeline ({self.pipelines} pipelines, {self.gpus} GPUs)")
         if self.poll_s <= 0 or self.signal_timeout_s <= 0:
             raise ValueError("need poll_s > 0 and signal_timeout_s > 0")
+        if self.max_concurrency < 1:
+            raise ValueError("need max_concurrency >= 1")
 
     @property
     def machine(self) -> str:
@@ -65,6 +68,15 @@ class SchedConfig:
     def gen_at_init(self) -> bool:
         """Whether init ends with a blocking GEN request (every policy but fenced, which signals instead)."""
         return self.policy != "fenced"
+
+    @property
+    def blocking_slots(self) -> int | None:
+        """F6: how many calls may block in the actor at once (None: no limit). Fenced keeps two
+        of Ray's CAP slots for the calls that never block (release, report, clear, unregister),
+        so a blocked call can never keep out the call that would unblock it (W8); a request
+        beyond the limit is queued and answered "pending", and the handle polls for its grant.
+        The upstream policies block without a limit, as upstream does."""
+        return max(0, self.max_concurrency - 2) if self.policy == "fenced" else None
 
     def train_gpus(self, pid: int) -> list[int]:
         """TRAIN[p]: the GPUs of pipeline ``pid``'s train cluster (the spec's ``trainOf``)."""

@@ -74,6 +74,10 @@ class SchedulerCore:
     def waiting(self, pid: int) -> bool:
         return bool(self.m.waiting[self._pid(pid)])
 
+    def gen_queued(self, pid: int) -> bool:
+        """A GEN request of ``pid`` is queued (post_fix: it stays queued after a timeout)."""
+        return bool(self.m.pendI[self._pid(pid)].name == "GEN")
+
     def init_done(self, pid: int) -> bool:
         """Past its init sequence (the spec's initDone)."""
         return self.pc(pid) not in INIT_PCS

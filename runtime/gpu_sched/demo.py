@@ -47,7 +47,6 @@ class DemoOptions:
     kill_orchestrator: bool = False
     kill_pipeline: int | None = None  # kill this pipeline's actor kill_after_s into the run, then unregister it
     kill_after_s: float = 0.5
-    max_concurrency: int = 1000  # the scheduler actor's Ray max_concurrency
     stall_s: float = 10.0      # a pipeline stuck this long gives up and is reported starved
     seed: int = 0
     monitor: bool = False      # check every spec invariant after each transition (raises on the first)
@@ -68,10 +67,8 @@ class PipelineStats:
 class Orchestrator:
     """Startup only: create the scheduler, register and admit the pipelines."""
 
-    def __init__(self, config: dict[str, Any], trace_dir: str, namespace: str, max_concurrency: int,
-                 monitor: bool) -> None:
-        self.scheduler = start_scheduler(SchedConfig(**config), trace_dir, namespace=namespace,
-                                         max_concurrency=max_concurrency, monitor=monitor)
+    def __init__(self, config: dict[str, Any], trace_dir: str, namespace: str, monitor: bool) -> None:
+        self.scheduler = start_scheduler(SchedConfig(**config), trace_dir, namespace=namespace, monitor=monitor)
 
     async def setup(self, names: list[str]) -> list[int]:
         pids = []
@@ -93,7 +90,7 @@ class Coordinator:
         self.rng = random.Random(seed)
         self.tasks: set[asyncio.Task[None]] = set()
         self.held: dict[int, int] = {}  # stale_clears: pipeline -> the rollout whose clear waits
-        self.delivered = self.dropped = 0
+        self.delivered = self.dropped = self.undelivered = 0
 
     async def relay(self, pid: int, message: str, rollout: int) -> None:
         if self.stale_clears and message == "clear":
@@ -108,13 +105,18 @@ class Coordinator:
         delay = self.rng.uniform(0, self.max_delay_s) if self.reorder else 0.0
         self._spawn(pid, message, rollout, delay)
 
-    async def drain(self) -> dict[str, int]:
+    async def drain(self, timeout_s: float) -> dict[str, int]:
+        """Send what is held and wait for every message in flight, for at most ``timeout_s`` (a
+        hung scheduler never answers: what is left is cancelled and counted undelivered)."""
         for pid, rollout in sorted(self.held.items()):
             self._spawn(pid, "clear", rollout, 0.0)
         self.held.clear()
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
-        return {"delivered": self.delivered, "dropped": self.dropped}
+        if self.tasks:
+            _, late = await asyncio.wait(list(self.tasks), timeout=timeout_s)
+            for task in late:
+                task.cancel()
+            self.undelivered += len(late)
+        return {"delivered": self.delivered, "dropped": self.dropped, "undelivered": self.undelivered}
 
     def _spawn(self, pid: int, message: str, rollout: int, delay: float) -> None:
         task = asyncio.get_running_loop().create_task(self._send(pid, message, rollout, delay))
@@ -148,8 +150,10 @@ class PipelineWorker:
         self.config, self.options = SchedConfig(**config), DemoOptions(**options)
         scale = 1 + self.options.skew * pid
         self.gen_s, self.train_s = self.options.gen_s * scale, self.options.train_s * scale
+        # a call the scheduler leaves unanswered for the stall limit means it is hung (W8)
         self.handle = PipelineHandle(ray.get_actor(SCHEDULER_NAME, namespace=namespace), pid,
-                                     policy=self.config.policy)
+                                     policy=self.config.policy, signal_timeout_s=self.config.signal_timeout_s,
+                                     answer_s=self.options.stall_s)
         self.coordinator = coordinator
         self.stats = PipelineStats(pid)
         Path(log_dir).mkdir(parents=True, exist_ok=True)
@@ -165,7 +169,7 @@ class PipelineWorker:
                     out = await self._waited(f"signal({r})", self._signal())
                     self.stats.outcomes[out["outcome"]] = self.stats.outcomes.get(out["outcome"], 0) + 1
                     await asyncio.sleep(self.options.dispatch_delay_s)
-                ranks = await self.handle.dispatch()
+                ranks = await self._waited(f"dispatch({r})", self.handle.dispatch())
                 self._note("dispatch", r, ranks=ranks)
                 if not ranks:
                     self.stats.empty_dispatches += 1
@@ -179,10 +183,11 @@ class PipelineWorker:
                 gpus = await self._waited(f"train({r})", self.handle.request("train", stall))
                 self._note("train", r, gpus=gpus)
                 await asyncio.sleep(self.train_s)
-                await self.handle.release("train")
+                await self._waited(f"release({r})", self.handle.release("train"))
                 self.stats.rollouts += 1
-        except TimeoutError as exc:  # RequestTimeout included
+        except TimeoutError as exc:  # RequestTimeout and SchedulerUnresponsive included
             self.stats.starved, self.stats.error = True, str(exc)
+            self.stats.stuck_at = self.stats.stuck_at or str(exc)
         except SchedError as exc:
             self.stats.error = f"{type(exc).__name__}: {exc}"
         self._note("end", self.stats.rollouts, starved=self.stats.starved, stuck_at=self.stats.stuck_at)
@@ -238,6 +243,7 @@ class DemoRun:
     relayed: dict[str, int]
     orchestrator_killed: bool = False
     killed_pipelines: list[int] = field(default_factory=list)
+    hung: bool = False  # the scheduler stopped answering (W8: every Ray slot held by a blocked call)
 
     @property
     def traces(self) -> Path:
@@ -260,11 +266,12 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
     try:
         orchestrator = ray.remote(Orchestrator).options(  # type: ignore[attr-defined]
             name=ORCHESTRATOR_NAME, namespace=namespace, max_restarts=0, num_cpus=0).remote(
-            config.to_json(), str(root / "traces"), namespace, options.max_concurrency, options.monitor)
+            config.to_json(), str(root / "traces"), namespace, options.monitor)
         created.append(orchestrator)
         pids = ray.get(orchestrator.setup.remote([f"pipeline{i}" for i in range(config.pipelines)]), timeout=60)
         scheduler = ray.get_actor(SCHEDULER_NAME, namespace=namespace)
         created.append(scheduler)
+        status = ray.get(scheduler.status.remote(), timeout=60)
         killed = False
         if options.kill_pipeline is not None and not 0 <= options.kill_pipeline < config.pipelines:
             raise ValueError(f"no pipeline {options.kill_pipeline} to kill")
@@ -283,27 +290,40 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
         refs = [w.run.remote() for w in workers]
         killed_pipelines: list[int] = []
         if options.kill_pipeline is not None:  # kill_after_s into the train loops (the spec kills no init)
-            _wait_for(lambda: not INIT_PCS & set(ray.get(scheduler.status.remote())["pc"]), "the inits", 60)
+            _wait_for(lambda: not INIT_PCS & set(ray.get(scheduler.status.remote(), timeout=60)["pc"]), "the inits", 60)
             time.sleep(options.kill_after_s)
             ray.kill(workers[options.kill_pipeline], no_restart=True)
-            ray.get(scheduler.unregister_pipeline.remote(options.kill_pipeline), timeout=30)
+            ray.get(scheduler.unregister_pipeline.remote(options.kill_pipeline), timeout=60)
             killed_pipelines.append(options.kill_pipeline)
-        pending = list(refs)
+        pending, hung = list(refs), False
         while pending:
             _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
+            answer = _answer(scheduler.status.remote(), 1.0)  # a hung scheduler answers nothing
+            status = answer or status
             if progress is not None:
-                st = ray.get(scheduler.status.remote())
-                progress(f"sched {config.policy}: " + "  ".join(f"p{i} {pc}" for i, pc in enumerate(st["pc"]))
-                         + f"  cycles {st['cycles']}")
+                progress(f"sched {config.policy}: " + "  ".join(f"p{i} {pc}" for i, pc in enumerate(status["pc"]))
+                         + f"  cycles {status['cycles']}" + ("" if answer else "  (the scheduler is not answering)"))
         results = [_result(ref, pid) for pid, ref in zip(pids, refs, strict=True)]
-        relayed = ray.get(coordinator.drain.remote(), timeout=30)
-        status = ray.get(scheduler.close.remote(), timeout=30)
+        relayed = ray.get(coordinator.drain.remote(5.0), timeout=60)
+        final = _answer(scheduler.close.remote(), 30.0)
+        hung, status = final is None, final or status
     finally:
         for actor in created:
             ray.kill(actor, no_restart=True)
         if started_ray:
             ray.shutdown()
-    return DemoRun(config, options, root, results, status, time.monotonic() - t0, relayed, killed, killed_pipelines)
+    return DemoRun(config, options, root, results, status, time.monotonic() - t0, relayed, killed, killed_pipelines,
+                   hung)
+
+
+def _answer(ref: Any, timeout: float) -> Any:
+    """The call's result, or None if it is not answered within ``timeout`` seconds."""
+    import ray
+
+    try:
+        return ray.get(ref, timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        return None
 
 
 def _result(ref: Any, pid: int) -> dict[str, Any]:

@@ -24,3 +24,8 @@ class RequestTimeout(SchedError, TimeoutError):
 class ContractViolation(SchedError):
     """The planner's output broke the spec's planner contract and no floor move could repair it:
     the scheduler fails fast rather than commit an unchecked plan."""
+
+
+class SchedulerUnresponsive(RequestTimeout):
+    """The scheduler did not answer a call within the caller's deadline: it is hung (every one of
+    its Ray slots held by a blocked call, the brief's W8) or gone. Raised by the handle."""

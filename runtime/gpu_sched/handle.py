@@ -2,6 +2,7 @@
 
     handle = await PipelineHandle.register("ppo-a")          # looks the scheduler up by name
     await handle.init()                                       # train and infer INIT, then GEN (policy-dependent)
+    await handle.wait_loop()                                  # every pipeline's init is done
     for r in range(rollouts):
         await handle.signal()                                 # post_fix/fenced: demand for rollout r
         ranks = await handle.dispatch()                       # the ranks rollout r starts with
@@ -22,47 +23,67 @@ import asyncio
 from typing import Any
 
 from .actor import SCHEDULER_NAME
-from .errors import SchedError
+from .errors import RequestTimeout, SchedError, SchedulerUnresponsive
 
 
 class PipelineHandle:
-    def __init__(self, scheduler: Any, pid: int, *, policy: str, poll_s: float = 0.01) -> None:
+    """``answer_s``: how long a call may go unanswered beyond the wait it asked for (None: no
+    limit) before the handle raises ``SchedulerUnresponsive``: a scheduler whose Ray slots are all
+    held by blocked calls (W8) never starts the call, so only the caller's clock can tell."""
+
+    def __init__(self, scheduler: Any, pid: int, *, policy: str, signal_timeout_s: float = 60.0,
+                 poll_s: float = 0.02, answer_s: float | None = 60.0) -> None:
         self.scheduler = scheduler
         self.pid = pid
         self.policy = policy
+        self.signal_timeout_s = signal_timeout_s
         self.poll_s = poll_s
+        self.answer_s = answer_s
 
     @classmethod
     async def register(cls, name: str, *, scheduler_name: str = SCHEDULER_NAME, namespace: str | None = None,
-                       admit: bool = True) -> PipelineHandle:
+                       admit: bool = True, answer_s: float | None = 60.0) -> PipelineHandle:
         import ray
 
         sched = ray.get_actor(scheduler_name, namespace=namespace)
-        pid = await _call(sched.register_pipeline, name)
+        pid = await _call(sched.register_pipeline, name, within=answer_s)
         if admit:
-            await _call(sched.admit_pipeline, pid)
-        policy = (await _call(sched.status))["policy"]
-        return cls(sched, pid, policy=policy)
+            await _call(sched.admit_pipeline, pid, within=answer_s)
+        config = (await _call(sched.status, within=answer_s))["config"]
+        return cls(sched, pid, policy=config["policy"], signal_timeout_s=config["signal_timeout_s"], answer_s=answer_s)
 
     async def request(self, kind: str, timeout_s: float | None = None) -> list[int]:
         """A blocking request (``train_init``, ``infer_init``, ``gen_init``, ``gen``, ``train``);
         returns the GPUs granted. Raises ``RequestTimeout`` (the request stays queued)."""
-        out = await _call(self.scheduler.request_gpus, self.pid, kind, timeout_s)
-        return list(out["gpus"])
+        return list((await self.request_outcome(kind, timeout_s))["gpus"])
 
     async def request_outcome(self, kind: str, timeout_s: float | None = None) -> dict[str, Any]:
-        """``request`` with the outcome (granted, early, refused, timed_out) as well."""
-        return dict(await _call(self.scheduler.request_gpus, self.pid, kind, timeout_s))
+        """``request`` with the outcome (granted, early, refused, timed_out) as well. ``timeout_s``
+        (default: the scheduler's signal timeout) bounds the wait for the grant."""
+        wait = self.signal_timeout_s if timeout_s is None else timeout_s
+        if self.policy == "post_fix" and kind == "gen":
+            return await self._post_fix_signal(wait)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        out = await self._call(self.scheduler.request_gpus, kind, wait, wait=wait)
+        while out["outcome"] == "pending":  # fenced, F6: no slot to block in; queued, so poll for the grant
+            left = deadline - loop.time()
+            if left <= 0:
+                raise RequestTimeout(f"pipeline {self.pid}'s {kind} request was not granted within {wait:g} s; "
+                                     "it stays queued")
+            await asyncio.sleep(self.poll_s)
+            out = await self._call(self.scheduler.await_grant, kind, left, wait=left)
+        return dict(out)
 
     async def release(self, kind: str) -> None:
-        await _call(self.scheduler.notify_release_gpus, self.pid, kind)
+        await self._call(self.scheduler.notify_release_gpus, kind)
 
     async def init(self, timeout_s: float | None = None) -> None:
         """The init sequence of the brief's pipeline: wait for the earlier pipelines' inits, then
         train and infer clusters at INITIALIZATION, each released, then (every policy but
         fenced) the blocking GEN request. ``timeout_s`` bounds each wait (None: the barrier
         waits as long as it takes, a request its scheduler's signal timeout)."""
-        await _call(self.scheduler.wait_turn, self.pid, "init", timeout_s)
+        await self._barrier("init", timeout_s)
         for kind in ("train_init", "infer_init"):
             await self.request(kind, timeout_s)
             await self.release(kind)
@@ -71,33 +92,67 @@ class PipelineHandle:
 
     async def wait_loop(self, timeout_s: float | None = None) -> None:
         """The train loops start once every pipeline's init is done (the driver's barrier)."""
-        await _call(self.scheduler.wait_turn, self.pid, "loop", timeout_s)
+        await self._barrier("loop", timeout_s)
 
     async def signal(self, timeout_s: float | None = None) -> dict[str, Any]:
         """Demand for the next rollout (post_fix and fenced; other policies have no signal)."""
         return await self.request_outcome("gen", timeout_s)
 
     async def dispatch(self) -> list[int]:
-        return list(await _call(self.scheduler.dispatch, self.pid))
+        return list(await self._call(self.scheduler.dispatch))
 
     async def ranks(self) -> list[int]:
-        return list(await _call(self.scheduler.ranks, self.pid))
+        return list(await self._call(self.scheduler.ranks))
 
     async def served(self, timeout_s: float | None = None) -> None:
         """The rollout's samples are in; waits while the pipeline has no rank to serve them."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
-        while not await _call(self.scheduler.serve, self.pid):
+        while not await self._call(self.scheduler.serve):
             if deadline is not None and loop.time() > deadline:
                 raise TimeoutError(f"pipeline {self.pid} had no rank to serve its rollout for {timeout_s:g} s")
             await asyncio.sleep(self.poll_s)
 
+    async def _barrier(self, stage: str, timeout_s: float | None) -> None:
+        """Poll the driver's barrier (a scheduler call that never blocks, so it holds no slot)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while not await self._call(self.scheduler.turn, stage):
+            if deadline is not None and loop.time() > deadline:
+                raise RequestTimeout(f"pipeline {self.pid} waited {timeout_s:g} s for the {stage} barrier")
+            await asyncio.sleep(self.poll_s)
 
-async def _call(method: Any, *args: Any) -> Any:
-    """Await an actor call; a scheduler error arrives as its own type (Ray's RayTaskError
-    subclasses the cause's type, but its message carries the remote traceback)."""
+    async def _post_fix_signal(self, wait: float) -> dict[str, Any]:
+        """Upstream's signal: the blocking GEN request with a timeout on the caller's side. On the
+        timeout the scheduler's coroutine keeps waiting (orphaned, holding its Ray slot) and the
+        pipeline, told ``signal_gave_up``, dispatches anyway."""
+        try:
+            return dict(await _call(self.scheduler.request_gpus, self.pid, "gen", None, within=wait))
+        except SchedulerUnresponsive:
+            return dict(await self._call(self.scheduler.signal_gave_up))
+
+    async def _call(self, method: Any, *args: Any, wait: float = 0.0) -> Any:
+        within = None if self.answer_s is None else wait + self.answer_s
+        return await _call(method, self.pid, *args, within=within)
+
+
+async def _call(method: Any, *args: Any, within: float | None = None) -> Any:
+    """Await an actor call, for at most ``within`` seconds (``SchedulerUnresponsive`` after); a
+    scheduler error arrives as its own type (Ray's RayTaskError subclasses the cause's type, but
+    its message carries the remote traceback)."""
     try:
-        return await method.remote(*args)
-    except SchedError as exc:
+        return await asyncio.wait_for(_awaited(method.remote(*args)), within)
+    except SchedError as exc:  # first: a RequestTimeout from the scheduler is a TimeoutError too
         cause = getattr(exc, "cause", None)
         raise (cause if isinstance(cause, SchedError) else exc) from None
+    except TimeoutError:
+        raise SchedulerUnresponsive(f"the scheduler did not answer {_name(method)} within {within:g} s (hung: are "
+                                    "its Ray max_concurrency slots all held by blocked calls? or gone)") from None
+
+
+async def _awaited(ref: Any) -> Any:
+    return await ref
+
+
+def _name(method: Any) -> str:
+    return str(getattr(method, "_method_name", method))
