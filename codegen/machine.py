@@ -328,7 +328,7 @@ class MachineModule:
             body.append(make_if(make_name("commit"), commit))
         body.append(make_return(make_name("DONE")))
         if self.py.memo:
-            memo = ast.AnnAssign(ast.Name("_ms", ast.Store(), **AT), ast.parse("dict[int, Any]", mode="eval").body,
+            memo = ast.AnnAssign(ast.Name("_ms", ast.Store(), **AT), ast.parse("dict[Any, Any]", mode="eval").body,
                                  ast.Dict([], [], **AT), simple=1, **AT)
             body.insert(1 if a.params else 0, memo)
         self.py.memo = None

@@ -42,12 +42,18 @@ class Pipeline:
 
     @functools.cached_property
     def bundles(self) -> tuple[frozenset[int], ...]:
-        """B_p(d) for every rank d, built once (the planner asks for them in its inner loops)."""
-        return tuple(frozenset(self.mapping[d * self.tp:(d + 1) * self.tp]) for d in range(self.ranks))
+        """B_p(d) for every rank d (the planner asks for them in its inner loops)."""
+        return _bundles(self.mapping, self.tp)
 
     @property
     def ranks(self) -> int:
         return len(self.mapping) // self.tp
+
+
+@functools.lru_cache(maxsize=256)
+def _bundles(mapping: tuple[int, ...], tp: int) -> tuple[frozenset[int], ...]:
+    # built once per mapping: a scheduler rebuilds its Pipeline views every cycle, the mappings stay
+    return tuple(frozenset(mapping[d * tp:(d + 1) * tp]) for d in range(len(mapping) // tp))
 
 
 @dataclass
@@ -138,44 +144,67 @@ def _try_activate(s: _State, states: dict[int, _State], gaps: dict[int, float], 
     p = s.p
     if not (p.open or p.holds_gen):
         return False  # the guard: mutate nothing
-    best: tuple | None = None
-    candidates = [d for d in range(p.ranks) if not (d in s.active or (p.pid, d) in prot or p.bundle(d) & set(reserved))]
+    blocked, active, bundles = set(reserved), set(s.active), p.bundles
+    candidates = [d for d in range(p.ranks)
+                  if d not in active and (p.pid, d) not in prot and not (blocked and bundles[d] & blocked)]
     # A candidate that needs no donor scores (0, (), d), below every one that does: the lowest
     # such d is the answer, and the donor search (most of the work at 64 GPUs) is not needed.
-    here = next((d for d in candidates if p.bundle(d) <= free), None)
+    here = next((d for d in candidates if bundles[d] <= free), None)
     if here is not None:
         _move(s, here, [], states, free, prot, out)
         return True
+    # Every other candidate needs donors: the pipelines above their ratio (gap < 0) with ranks
+    # above their keep, asked in gap order; each donor's unprotected ranks indexed by GPU, so a
+    # candidate looks up who holds its missing GPUs instead of scanning every donor's ranks.
+    donors_in_order = [(q, max(0, len(q.active) - _keep(q)), _ranks_by_gpu(q, prot))
+                       for q in sorted((q for q in states.values() if q.p.pid != p.pid), key=lambda q: gaps[q.p.pid])
+                       if gaps[q.p.pid] < 0 and len(q.active) - _keep(q) > 0]
+    if not donors_in_order:
+        return False
+    # The least score a candidate can have: one rank from the donor with the highest pct (a
+    # score's first entry is minus its donors' lowest pct; a longer tuple with that prefix is
+    # larger). The first candidate (lowest d) that reaches it is the answer.
+    least = (-max(q.pct for q, _, _ in donors_in_order),)
+    best: tuple | None = None
     for d in candidates:
         missing = set(p.bundle(d)) - free
         donors: list[tuple[int, int]] = []
-        if missing:
-            for q in sorted((q for q in states.values() if q.p.pid != p.pid), key=lambda q: gaps[q.p.pid]):
-                budget = max(0, len(q.active) - _keep(q))
-                if gaps[q.p.pid] >= 0 or budget <= 0:
-                    continue
-                taken = 0
-                for w in q.active:
-                    if not missing or taken >= budget:
-                        break
-                    if (q.p.pid, w) in prot or not q.p.bundle(w) & missing:
-                        continue
-                    donors.append((q.p.pid, w))
-                    missing -= q.p.bundle(w)
-                    taken += 1
-                if not missing:
+        for q, budget, by_gpu in donors_in_order:
+            taken = 0
+            for pos in sorted({pos for g in missing for pos in by_gpu.get(g, ())}):  # q.active's order
+                w = q.active[pos]
+                if not missing or taken >= budget:
                     break
-            if missing:
-                continue
-        pcts = sorted(states[q].pct for q, _ in donors)
-        score = (1 if donors else 0, tuple(-x for x in pcts), d)
+                if not q.p.bundle(w) & missing:
+                    continue
+                donors.append((q.p.pid, w))
+                missing -= q.p.bundle(w)
+                taken += 1
+            if not missing:
+                break
+        if missing:
+            continue
+        pcts = tuple(-x for x in sorted(states[q].pct for q, _ in donors))
+        score = (1, pcts, d)
         if best is None or score < best[0]:
             best = (score, d, donors)
+            if pcts == least:
+                break
     if best is None:
         return False
     _, d, donors = best
     _move(s, d, donors, states, free, prot, out)
     return True
+
+
+def _ranks_by_gpu(q: _State, prot: set[tuple[int, int]]) -> dict[int, list[int]]:
+    """GPU -> the positions in ``q.active`` of q's unprotected ranks whose bundles hold it."""
+    out: dict[int, list[int]] = {}
+    for pos, w in enumerate(q.active):
+        if (q.p.pid, w) not in prot:
+            for g in q.p.bundle(w):
+                out.setdefault(g, []).append(pos)
+    return out
 
 
 def _move(s: _State, d: int, donors: list[tuple[int, int]], states: dict[int, _State], free: set[int],

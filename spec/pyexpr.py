@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import ir
 from .ir import TBool, TEnum, TInt, TMap, TOption, TSet, Ty
+from .macros import substitute
 
 T = TypeVar("T")
 N = TypeVar("N", int, int | None)
@@ -169,6 +170,8 @@ class PyExpr:
         # re-read them per instance. Lazily: only evaluated where the original would have been.
         self.memo: dict[ir.Expr, int] | None = None
         self._locals_cache: dict[int, frozenset[str]] = {}
+        self._binders: list[str] = []  # the comprehensions' and quantifiers' variables around the expression
+        self._made: list[ir.Expr] = []  # IR built here (substitutions), kept alive: _locals_cache is keyed by id
 
     def domain(self, ty: Ty) -> ast.expr:
         match ty:
@@ -199,14 +202,26 @@ class PyExpr:
         return out
 
     def expr(self, e: ir.Expr) -> ast.expr:
-        if self.memo is not None and isinstance(e, ir.SetComp | ir.Card | ir.Quant) and not self._free_locals(e) \
+        if self.memo is not None and isinstance(e, ir.SetComp | ir.Card | ir.Quant) \
                 and not (isinstance(e, ir.Card) and isinstance(e.operand, ir.Name | ir.Index)):  # len(x): cheaper than a lookup
-            src = self._expr(e)
-            # IR nodes compare structurally (not by location): equal nodes translate to equal code.
-            i = self.memo.setdefault(e, len(self.memo))
-            slot = ast.Subscript(make_name("_ms"), make_const(i), ast.Load(), **AT)
-            fill = make_call(make_attr("_ms", "setdefault"), make_const(i), src)
-            return ast.IfExp(make_compare(make_const(i), ast.In(), make_name("_ms")), slot, fill, **AT)
+            free = self._free_locals(e)
+            # Keyed by the values of its parameters and bound variables: worth it only inside a
+            # loop over some other variable, which would recompute it for each of its values
+            # (grantT(q) inside {g: Gpu | exists q: P. ...} is computed once per q, not per g and q).
+            if not free or any(b not in free for b in self._binders):
+                # evaluated once per key: inside it, the loops around it are not loops
+                outer, self._binders = self._binders, []
+                try:
+                    src = self._expr(e)
+                finally:
+                    self._binders = outer
+                # IR nodes compare structurally (not by location): equal nodes translate to equal code.
+                i = self.memo.setdefault(e, len(self.memo))
+                key = make_const(i) if not free else make_tuple([make_const(i), *[make_name(local_name(n))
+                                                                                   for n in sorted(free)]])
+                slot = ast.Subscript(make_name("_ms"), key, ast.Load(), **AT)
+                fill = make_call(make_attr("_ms", "setdefault"), key, src)
+                return ast.IfExp(make_compare(key, ast.In(), make_name("_ms")), slot, fill, **AT)
         return self._expr(e)
 
     def _expr(self, e: ir.Expr) -> ast.expr:
@@ -238,7 +253,8 @@ class PyExpr:
             case ir.SetComp(bd, cond):
                 v = local_name(bd.name)
                 assert bd.ty is not None
-                return make_call(self.naming.builtin("frozenset"), make_listcomp(make_name(v), [(v, self.domain(bd.ty))], self.expr(cond)))
+                return make_call(self.naming.builtin("frozenset"), make_listcomp(make_name(v), [(v, self.domain(bd.ty))],
+                                                                                 self._in_loop(cond, [bd.name])))
             case ir.Card(x):
                 return make_call("len", self.expr(x))
             case ir.Unary("not", x):
@@ -254,12 +270,71 @@ class PyExpr:
                 return ast.IfExp(cond, self.expr(a), self.expr(b), **AT)
             case ir.Quant(kind, binders, body):
                 loops = [(local_name(b.name), self.domain(b.ty)) for b in binders]  # type: ignore[arg-type]
-                return make_call("all" if kind == "forall" else "any", make_listcomp(self.expr(body), loops))
+                body_src = self._in_loop(body, [b.name for b in binders])
+                return make_call("all" if kind == "forall" else "any", make_listcomp(body_src, loops))
             case ir.Call(fn, args):
                 return make_call(self.naming.builtin(fn), *[self.expr(a) for a in args])
         raise AssertionError(e)
 
+    def _in_loop(self, e: ir.Expr, names: list[str]) -> ast.expr:
+        self._binders += names
+        try:
+            return self.expr(e)
+        finally:
+            del self._binders[len(self._binders) - len(names):]
+
+    def _member_of_comprehension(self, elem: ir.Expr, comp: ir.SetComp) -> ast.expr | None:
+        """``x in {v: T | P}`` as ``P[v := x]`` (with ``x`` in T): one evaluation of P instead of
+        one per value of T. Only where the test runs once per transition (outside every loop: in
+        one, the memoised set answers each test at once), where P cannot be undefined (then the
+        set's value would be), and where no binder inside P captures a name of ``x``."""
+        bd = comp.binder
+        if self._binders or bd.ty is None or elem.ty is None or not isinstance(bd.ty, TInt | TEnum | TBool):
+            return None
+        if not (ir.fits(elem.ty, bd.ty) or isinstance(elem.ty, TInt) and isinstance(bd.ty, TInt)):
+            return None
+        inner = {b.name for n in _nodes(comp.cond) if isinstance(n, ir.Quant) for b in n.binders}
+        inner |= {n.binder.name for n in _nodes(comp.cond) if isinstance(n, ir.SetComp)}
+        if inner & self._free_locals(elem):
+            return None
+        self._made.append(substitute(comp.cond, {bd.name: elem}))
+        body = self.expr(self._made[-1])
+        if _may_be_undefined(body):
+            return None
+        if ir.fits(elem.ty, bd.ty):
+            return body
+        assert isinstance(bd.ty, TInt) and bd.ty.lo is not None and bd.ty.hi is not None
+        x = self.expr(elem)
+        in_range = ast.Compare(make_const(bd.ty.lo), [ast.LtE(), ast.LtE()], [x, make_const(bd.ty.hi)], **AT)
+        return make_bool(ast.And(), in_range, body)
+
+    def _member_of_set_algebra(self, elem: ir.Expr, s: ir.Binary) -> ast.expr | None:
+        """``x in A inter B`` as ``x in A and x in B`` (union: or; minus: and not): no set is built
+        for one test. Only for a plain ``x`` (it is evaluated twice), and where the second test,
+        which may now be skipped, cannot be undefined."""
+        if not isinstance(elem, ir.Name | ir.IntLit):
+            return None
+        first, second = self._binary("in", elem, s.left), self._binary("in", elem, s.right)
+        if _may_be_undefined(second):
+            return None
+        if s.op == "union":
+            return make_bool(ast.Or(), first, second)
+        return make_bool(ast.And(), first, second if s.op == "inter" else make_not(second))
+
     def _binary(self, op: str, left: ir.Expr, right: ir.Expr) -> ast.expr:
+        if op == "in" and isinstance(right, ir.SetComp):
+            direct = self._member_of_comprehension(left, right)
+            if direct is not None:
+                return direct
+        if op == "in" and isinstance(right, ir.SetLit) and right.elems and isinstance(left, ir.Name | ir.IntLit):
+            # x in {a, b}: x == a or x == b, with no set built (a later element may be skipped)
+            tests = [self._binary("==", left, x) for x in right.elems]
+            if not any(_may_be_undefined(t) for t in tests[1:]):
+                return tests[0] if len(tests) == 1 else make_bool(ast.Or(), *tests)
+        if op == "in" and isinstance(right, ir.Binary) and right.op in ("inter", "union", "minus"):
+            direct = self._member_of_set_algebra(left, right)
+            if direct is not None:
+                return direct
         a, b = self.expr(left), self.expr(right)
         match op:
             case "and":
@@ -297,3 +372,14 @@ class PyExpr:
     def source(self, e: ir.Expr) -> str:
         return ast.unparse(self.expr(e))
 
+
+def _nodes(e: object) -> Iterator[object]:
+    yield e
+    for c in ir.children(e):
+        yield from _nodes(c)
+
+
+def _may_be_undefined(e: ast.expr) -> bool:
+    """Whether compiled code checks a key or a value against its type (``ix``, ``chk``, ``chkset``)."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("ix", "chk", "chkset")
+               for n in ast.walk(e))

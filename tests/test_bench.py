@@ -59,3 +59,5 @@ def test_sched_benchmark_paths_run() -> None:
 
     total, planner, cycles = sched_bench.planning(2, 4, 1)
     assert cycles == 2 and 0 < planner <= total
+    st = sched_bench.steady(2, 4, 1)
+    assert st["cycles"] > 0 and 0 < st["planner_ms"] + st["machine_ms"] <= st["ms"]

@@ -141,17 +141,15 @@ async def _call(method: Any, *args: Any, within: float | None = None) -> Any:
     scheduler error arrives as its own type (Ray's RayTaskError subclasses the cause's type, but
     its message carries the remote traceback)."""
     try:
-        return await asyncio.wait_for(_awaited(method.remote(*args)), within)
+        ref = method.remote(*args)
+        # an asyncio future of the reply: wait_for then needs no task of its own (a coroutine would)
+        return await (ref if within is None else asyncio.wait_for(ref.as_future(), within))
     except SchedError as exc:  # first: a RequestTimeout from the scheduler is a TimeoutError too
         cause = getattr(exc, "cause", None)
         raise (cause if isinstance(cause, SchedError) else exc) from None
     except TimeoutError:
         raise SchedulerUnresponsive(f"the scheduler did not answer {_name(method)} within {within:g} s (hung: are "
                                     "its Ray max_concurrency slots all held by blocked calls? or gone)") from None
-
-
-async def _awaited(ref: Any) -> Any:
-    return await ref
 
 
 def _name(method: Any) -> str:

@@ -192,11 +192,11 @@ class Features(MachineBase):
         try:
             if not self._s_phase[p_i] == _m_DONE:
                 return 0
-            if not not p_i in self._s_members - fset((p_i,)):
+            if not not (p_i in self._s_members and (not p_i == p_i)):
                 return 1
             _v0 = _m_IDLE
             _k0 = p_i
-            _v1 = self._s_members - fset((p_i,)) if p_i in self._s_members & fset((p_i,)) else self._s_members
+            _v1 = self._s_members - fset((p_i,)) if p_i in self._s_members and p_i == p_i else self._s_members
         except Undefined:
             return UNDEFINED
         if commit:
