@@ -273,10 +273,8 @@ def cmd_demo_sched(args: argparse.Namespace) -> int:
 
 def sched_report(run: Any) -> dict[str, Any]:
     """The scheduler demo's result: what the pipelines saw, and the scheduler's trace replayed."""
-    from racefree.runtime.gpu_sched.config import spec_path
-
     cfg = run.config
-    result, counts, paths = _replay(spec_path(), cfg.machine, cfg.consts, run.traces)
+    result, counts, paths = _replay(cfg.spec, cfg.machine, cfg.consts, run.traces)
     killed = set(run.killed_pipelines)
     alive = [p for p in run.pipelines if p["pid"] not in killed]
     starved = [p for p in alive if p["rollouts"] < cfg.rollouts]
@@ -310,7 +308,7 @@ def sched_report(run: Any) -> dict[str, Any]:
                             for k in sorted({k for p in run.pipelines for k in p["outcomes"]})},
         "hook_messages": run.relayed,
         "dir": str(run.root),
-        "replay_command": _replay_command(spec_path(), cfg.machine, cfg.consts, run.traces),
+        "replay_command": _replay_command(cfg.spec, cfg.machine, cfg.consts, run.traces),
     }
     report["ok"] = bool(not starved and not run.hung and report["replay"] == "ok" and not report["errors"]
                         and report["rollouts_completed"] == report["rollouts_expected"])

@@ -357,6 +357,10 @@ class MachineBase:
             self._on_commit = None
 
     # -------------------------------------------------------------- queries
+    def domains(self, action: str) -> tuple[tuple[Any, ...], ...]:
+        """Each parameter's values, in order (a runtime built at other sizes reads them here)."""
+        return tuple(tuple(domain(t)) for _, t in self._info(action).params)
+
     def enabled(self, action: str, *args: Any) -> bool:
         """Whether ``action(*args)`` would be taken now (the spec's guard, well-definedness included)."""
         info = self._info(action)

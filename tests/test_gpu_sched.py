@@ -76,6 +76,25 @@ def test_the_fenced_core_runs_every_rollout_with_every_plan_checked(pipelines: i
     assert core.machine.violated_invariants() == []
 
 
+def test_a_fenced_run_of_any_length_is_the_same_bounded_machine() -> None:
+    """Fenced numbers rollouts in the endless machine's window (R = 2): the core slides after each
+    signal and finishes the last rollout, so 40 rollouts (or 10^9) leave the machine's state as
+    small as one does; reports tagged with absolute rollouts are mapped into the window, and one
+    below it (dead: the fence is past it) is ignored."""
+    core = SchedulerCore(SchedConfig(pipelines=2, gpus=4, rollouts=40), monitor=True)
+    _inits(core)
+    sizes = set()
+    for r in range(40):
+        assert all(_rollout(core, r)), f"an empty dispatch in rollout {r}"
+        sizes.add(len(repr(core.machine.encoded())))
+        assert r == 39 or (all(core.m.r[p] <= 1 for p in range(2)) and core.rollout(0) == r + 1)
+        if 0 < r < 39:
+            assert not core.deliver(0, "clear", r - 1)  # below the window
+    assert all(core.done(p) for p in range(2)) and core.base == [39, 39]
+    assert len(sizes) <= 3 and core.machine.violated_invariants() == []
+    assert core.stats.refused_moves == 0 and core.stats.empty_dispatches == 0
+
+
 def test_the_pre_fix_core_dispatches_with_no_rank_as_trace_a() -> None:
     core = SchedulerCore(SchedConfig(policy="pre_fix", pipelines=2, gpus=4, rollouts=1))
     _inits(core)
@@ -358,3 +377,4 @@ def test_fenced_keeps_two_slots_for_the_calls_that_unblock(tmp_path: Path) -> No
         ray.kill(sched, no_restart=True)
     assert first == "pending" and unpinned and granted == {"gpus": [0], "outcome": "granted"}
     assert status["failed"] is None and status["blocked_calls"] == 0
+

@@ -12,15 +12,17 @@ MACHINES = {
     "pre_fix": "GpuAllocPreFix",          # rlix a8460a9: demand is only the queued GEN request
     "hooks_wired": "GpuAllocHooksWired",  # the real progress hooks, still no durable demand
     "post_fix": "GpuAllocPostFix",        # rlix#16 + miles#4: rollout_open_pipelines, signal_demand
-    "fenced": "GpuAllocFenced",           # the design racefree proves (F1-F7)
+    "fenced": "GpuAllocFencedEndless",    # the design racefree proves (F1-F7), for runs of any length
 }
 
 
-def spec_path() -> Path:
-    """The bundled spec (package data next to ``racefree.spec``), wherever racefree is installed."""
+def spec_path(policy: str) -> Path:
+    """The bundled spec of ``policy``'s machine (package data next to ``racefree.spec``), wherever
+    racefree is installed: fenced runs the endless variant, in a file of its own."""
     import racefree.spec
 
-    return Path(racefree.spec.__file__).resolve().parent / "protocols" / "gpu_alloc.rf"
+    protocols = Path(racefree.spec.__file__).resolve().parent / "protocols"
+    return protocols / "endless" / "gpu_alloc_endless.rf" if policy == "fenced" else protocols / "gpu_alloc.rf"
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class SchedConfig:
     policy: str = "fenced"
     pipelines: int = 2         # NP: pipelines sharing the pool
     gpus: int = 4              # NG: GPUs in the pool; pipeline p trains on the p-th of NP equal blocks
-    rollouts: int = 3          # R: rollouts each pipeline runs, then it unregisters
+    rollouts: int | None = 3   # rollouts each pipeline runs, then it unregisters (fenced: None runs forever)
     poll_s: float = 1.0        # the planning loop's periodic wakeup (the brief's 1 s poll)
     signal_timeout_s: float = 60.0  # a blocking GEN request's timeout (post_fix gives up; fenced logs and waits)
     max_concurrency: int = 1000  # the actor's Ray max_concurrency (CAP): calls running in it at once
@@ -36,8 +38,10 @@ class SchedConfig:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
-        if self.pipelines < 1 or self.rollouts < 1:
+        if self.pipelines < 1 or (self.rollouts is not None and self.rollouts < 1):
             raise ValueError("need pipelines >= 1 and rollouts >= 1")
+        if self.rollouts is None and self.policy != "fenced":
+            raise ValueError(f"only fenced runs forever (rollouts=None): the {self.policy} spec is built at its R")
         if self.gpus < self.pipelines:
             raise ValueError(f"need at least one GPU per pipeline ({self.pipelines} pipelines, {self.gpus} GPUs)")
         if self.poll_s <= 0 or self.signal_timeout_s <= 0:
@@ -50,9 +54,19 @@ class SchedConfig:
         return MACHINES[self.policy]
 
     @property
+    def spec(self) -> Path:
+        return spec_path(self.policy)
+
+    @property
     def consts(self) -> dict[str, int]:
-        """The machine's instance: the spec at this run's pipelines, GPUs and rollouts."""
-        return {"NP": self.pipelines, "NG": self.gpus, "R": self.rollouts}
+        """The machine's instance: the spec at this run's pipelines and GPUs, and (the upstream
+        policies) rollouts. Fenced numbers rollouts in a window of its own R, whatever the run's
+        length (GpuAllocFencedEndless: docs/sched.md)."""
+        consts = {"NP": self.pipelines, "NG": self.gpus}
+        if self.policy != "fenced":
+            assert self.rollouts is not None
+            consts["R"] = self.rollouts
+        return consts
 
     @property
     def hooks(self) -> bool:

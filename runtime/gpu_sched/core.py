@@ -1,11 +1,16 @@
 """The scheduler's state: the generated gpu_alloc machine, driven by the scheduler's calls.
 
 Every decision is a transition of the machine for the run's policy (``config.MACHINES``),
-built at the run's sizes (NP pipelines, NG GPUs, R rollouts): a pipeline's request, release,
+built at the run's sizes (NP pipelines, NG GPUs; the upstream policies' R rollouts): a pipeline's request, release,
 dispatch and served rollout, a hook report or clear, and each scheduling cycle, which is
 ``plan`` (phase 2 and the planner's inputs), one ``move`` per GPU the gap-ratio planner
 (``runtime/gap_ratio.py``) hands over, and ``commit``. The machine's guards are the spec's
 planner contract, so a plan is checked move by move before it is committed.
+
+Fenced numbers each pipeline's rollouts in the machine's window of R = 2 (its ``r`` and every
+tag are relative to ``base[p]``, an unbounded int kept here): right after a signal the core
+takes the spec's ``slide(p)`` (base + 1), and the run's last rollout ends with ``finish(p)``,
+so a run of any length is the same finite machine, whose proofs cover it (docs/sched.md).
 
 Synchronous and single-threaded: the Ray actor (``actor.py``) calls it under its asyncio lock;
 tests drive it directly.
@@ -22,7 +27,7 @@ from racefree.codegen.instance import machine_class
 from racefree.runtime import gap_ratio
 from racefree.runtime.base import GuardRejected, MachineBase, Recorder
 
-from .config import SchedConfig, spec_path
+from .config import SchedConfig
 from .errors import ContractViolation, ProtocolRefused, UnknownPipeline
 
 # request kind -> the pipeline action that makes the request
@@ -55,7 +60,7 @@ class SchedulerCore:
     def __init__(self, config: SchedConfig, *, recorder: Recorder | None = None, monitor: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
-        cls = machine_class(spec_path(), config.machine, config.consts)
+        cls = machine_class(config.spec, config.machine, config.consts)
         self.m: Any = cls(recorder=recorder, monitor=monitor)
         self.machine: MachineBase = self.m
         self.stats = CoreStats(started=clock())
@@ -63,6 +68,9 @@ class SchedulerCore:
         self._held = 0
         self._since = self.stats.started
         self.m.add_listener(self._account)
+        # the rollout tags the machine has: 0..window-1 (the upstream policies: the whole run)
+        self.window = len(self.m.domains("deliver_begin")[1]) if self._has("deliver_begin") else config.rollouts
+        self.base = [0] * config.pipelines  # fenced: each pipeline's absolute rollout of the machine's r = 0
 
     # ----------------------------------------------------------------- views
     def ranks(self, pid: int) -> list[int]:
@@ -70,6 +78,10 @@ class SchedulerCore:
 
     def pc(self, pid: int) -> str:
         return str(self.m.pc[self._pid(pid)].name)
+
+    def rollout(self, pid: int) -> int:
+        """The absolute number of the pipeline's current rollout (after its last: the run's length)."""
+        return self.base[self._pid(pid)] + int(self.m.r[pid])
 
     def waiting(self, pid: int) -> bool:
         return bool(self.m.waiting[self._pid(pid)])
@@ -114,11 +126,16 @@ class SchedulerCore:
         if action is None:
             raise ProtocolRefused(f"unknown request kind {kind!r}; kinds: {', '.join(REQUESTS)}")
         self._fire(action, pid)
+        if self._has("slide") and self.m.enabled("slide", pid):  # fenced: r's signal fenced off r - 1
+            self._fire("slide", pid)
+            self.base[pid] += 1
 
     def release(self, pid: int, kind: str) -> None:
         actions = RELEASES.get(kind)
         if actions is None:
             raise ProtocolRefused(f"unknown release kind {kind!r}; kinds: {', '.join(RELEASES)}")
+        if kind == "train" and self._has("finish") and self.rollout(pid) + 1 == self.config.rollouts:
+            actions = ("train_step", "finish")  # fenced: the run's last rollout
         self._check(actions[0], pid)
         for a in actions:
             self._fire(a, pid)
@@ -145,10 +162,10 @@ class SchedulerCore:
         action = DELIVERIES.get(message)
         if action is None:
             raise ProtocolRefused(f"unknown hook message {message!r}; messages: {', '.join(DELIVERIES)}")
-        if not (self._has(action) and 0 <= rollout < self.config.rollouts
-                and self.m.enabled(action, self._pid(pid), rollout)):
+        tag = rollout - self.base[self._pid(pid)]  # fenced: below the window is dead (F1's fence): ignored
+        if not (self._has(action) and 0 <= tag < (self.window or 0) and self.m.enabled(action, pid, tag)):
             return False
-        self._fire(action, pid, rollout)
+        self._fire(action, pid, tag)
         return True
 
     def unregister(self, pid: int) -> None:

@@ -164,7 +164,7 @@ class PipelineWorker:
         try:
             await self._waited("init", self.handle.init(stall))
             await self._waited("the other pipelines' inits", self.handle.wait_loop(stall))
-            for r in range(self.config.rollouts):
+            for r in range(self.config.rollouts or 0):  # the demo runs a set number (SchedConfig's default 3)
                 if self.config.signals:
                     out = await self._waited(f"signal({r})", self._signal())
                     self.stats.outcomes[out["outcome"]] = self.stats.outcomes.get(out["outcome"], 0) + 1
