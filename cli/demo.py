@@ -73,6 +73,10 @@ def add_demo_parser(sub: Any) -> None:
                         "(fenced: its GPUs return to the pool and the others must not starve)")
     g.add_argument("--kill-after", type=float, default=0.5, help="seconds into the run for --kill-pipeline")
     g.add_argument("--max-concurrency", type=int, default=1000, help="the scheduler actor's Ray max_concurrency")
+    g.add_argument("--resize-timeout", type=float, default=10.0,
+                   help="seconds a pipeline has to apply a resize of its ranks before the scheduler fails fast (default 10)")
+    g.add_argument("--gpu-resource", default="gpu_slot",
+                   help="the Ray resource one GPU is (default gpu_slot, a custom resource; GPU on a GPU cluster)")
     g.add_argument("--signal-timeout", type=float, default=2.0,
                    help="seconds a GEN request waits before post_fix's timeout (upstream: 60; default 2)")
     g.add_argument("--stall", type=float, default=10.0,
@@ -234,7 +238,8 @@ def cmd_demo_sched(args: argparse.Namespace) -> int:
     try:
         config = SchedConfig(policy=args.policy, pipelines=args.pipelines, gpus=args.gpus, rollouts=args.rollouts,
                              poll_s=args.poll, signal_timeout_s=args.signal_timeout,
-                             max_concurrency=args.max_concurrency)
+                             max_concurrency=args.max_concurrency, resize_timeout_s=args.resize_timeout,
+                             gpu_resource=args.gpu_resource)
         options = DemoOptions(gen_s=args.gen_s, train_s=args.train_s, skew=args.skew, reorder=args.reorder_messages,
                               stale_clears=args.stale_clears, dispatch_delay_s=args.dispatch_delay,
                               kill_pipeline=args.kill_pipeline, kill_after_s=args.kill_after,

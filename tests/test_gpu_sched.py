@@ -188,13 +188,14 @@ def on_ray(test: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, resources={"gpu_slot": 8})
+    # gpu_short: too few GPUs for any demo, to show Ray's accounting has teeth
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, resources={"gpu_slot": 8, "gpu_short": 1})
     yield
     ray.shutdown()
 
 
 def _demo(tmp_path: Path, policy: str, **opts: Any) -> dict[str, Any]:
-    sizes = {k: opts.pop(k) for k in ("pipelines", "gpus", "rollouts", "max_concurrency") if k in opts}
+    sizes = {k: opts.pop(k) for k in ("pipelines", "gpus", "rollouts", "max_concurrency", "gpu_resource") if k in opts}
     config = SchedConfig(policy=policy, poll_s=0.05, signal_timeout_s=1.0, **{"rollouts": 3, **sizes})
     # fenced must finish, so its stall limit only catches a real hang (a loaded CI machine stretches
     # waits); a pre-fix starvation is permanent, so a short limit finds it as surely as a long one
@@ -378,3 +379,88 @@ def test_fenced_keeps_two_slots_for_the_calls_that_unblock(tmp_path: Path) -> No
     assert first == "pending" and unpinned and granted == {"gpus": [0], "outcome": "granted"}
     assert status["failed"] is None and status["blocked_calls"] == 0
 
+
+@on_ray
+def test_every_gpu_a_pipeline_uses_is_placed_by_ray(tmp_path: Path) -> None:
+    """Each GPU a pipeline uses (an init's, a training step's, a GEN rank's engine) is a Ray
+    placement group of one gpu_resource, so Ray's own accounting stands behind the spec's: with
+    one gpu_short in the cluster, the first pipeline's init (two GPUs) is never placed."""
+    r = _demo(tmp_path, "fenced", gpu_resource="gpu_short", stall_s=3.0)
+    assert not r["ok"] and r["rollouts_completed"] == 0
+    assert any("Ray placed no 2 x gpu_short" in why for why in r["stuck"].values()), r["stuck"]
+
+
+class _Wedged:
+    """A resize target that never applies a resize (a wedged shrink)."""
+
+    async def resize(self, ranks: list[int]) -> None:
+        await asyncio.sleep(3600)
+
+
+@on_ray
+def test_a_resize_that_does_not_answer_fails_the_scheduler_fast(tmp_path: Path) -> None:
+    """Resizes are pushed outside the lock with a timeout: a pipeline that does not apply its new
+    ranks within resize_timeout_s fails the scheduler (ResizeFailed, to every later call and to
+    every waiter) instead of stalling every pipeline, as upstream's untimed resize does."""
+    from racefree.runtime.gpu_sched.actor import start_scheduler
+    from racefree.runtime.gpu_sched.errors import ResizeFailed
+    from racefree.runtime.gpu_sched.handle import PipelineHandle
+
+    ns = "racefree-test-resize"
+    config = SchedConfig(pipelines=1, gpus=2, rollouts=1, poll_s=0.05, resize_timeout_s=0.5)
+    sched = start_scheduler(config, str(tmp_path / "traces"), namespace=ns)
+    wedged = ray.remote(_Wedged).options(namespace=ns).remote()
+
+    async def scenario() -> dict[str, Any]:
+        pid = await sched.register_pipeline.remote("solo")
+        await sched.admit_pipeline.remote(pid)
+        h = PipelineHandle(sched, pid, policy="fenced", answer_s=10.0)
+        await h.resize_to(wedged)
+        await h.init(5)
+        await h.wait_loop(5)
+        await h.signal(5)  # its first ranks: pushed to the wedged target
+        await asyncio.sleep(1.5)
+        with pytest.raises(ResizeFailed, match="did not apply its ranks"):
+            await h.dispatch()
+        return dict(await sched.status.remote())
+
+    try:
+        status = asyncio.run(scenario())
+    finally:
+        ray.kill(sched, no_restart=True)
+        ray.kill(wedged, no_restart=True)
+    assert "within 0.5 s" in status["failed"]
+
+
+@on_ray
+def test_a_fenced_signal_past_its_max_wait_is_cancelled(tmp_path: Path) -> None:
+    """F5: a fenced signal's timeout only logs; past max_wait the handle cancels the request by
+    unregistering the pipeline (the spec's unregister: its request and demand dropped) and raises
+    RequestCancelled. Pipeline 0 trains on GPU 0 and keeps GEN rank 1 for its rollout, whose clear
+    never arrives, so pipeline 1's signal cannot be granted until pipeline 0's release."""
+    from racefree.runtime.gpu_sched.actor import start_scheduler
+    from racefree.runtime.gpu_sched.errors import RequestCancelled
+
+    ns = "racefree-test-max-wait"
+    sched = start_scheduler(SchedConfig(pipelines=2, gpus=2, rollouts=2, poll_s=0.05), str(tmp_path / "t"), namespace=ns)
+    for name in ("p0", "p1"):
+        ray.get(sched.admit_pipeline.remote(ray.get(sched.register_pipeline.remote(name))))
+
+    async def scenario() -> dict[str, Any]:
+        h0, h1 = await _both_inits(sched, "fenced")
+        await h0.signal(5)
+        await h0.dispatch()
+        await sched.report_progress.remote(0, 0, False)
+        await h0.served(5)
+        await sched.report_progress.remote(0, 0, True)  # its clear is never delivered
+        assert await h0.request("train", 5) == [0] and await h0.ranks() == [1]
+        with pytest.raises(RequestCancelled, match="within 1 s"):
+            await h1.signal(0.3, max_wait_s=1.0)
+        await h0.release("train")  # the other pipeline goes on
+        return dict(await sched.status.remote())
+
+    try:
+        status = asyncio.run(scenario())
+    finally:
+        ray.kill(sched, no_restart=True)
+    assert status["pc"][1] == "GONE" and status["failed"] is None

@@ -7,6 +7,11 @@ periodic poll, and runs one scheduling cycle of ``SchedulerCore`` under the lock
 request waits on the condition, which every cycle notifies; waiting releases the lock, so a
 blocked call never stops the release that would unblock it.
 
+Resizes run outside the lock (brief §8): a resize task pushes each pipeline's ranks to its
+resize target (``set_resize_target``: an actor with ``async def resize(ranks)``) whenever they
+change, pure shrinks before growths, each call within ``resize_timeout_s``; a target that does
+not answer in time fails the scheduler fast (``ResizeFailed``) instead of stalling everyone.
+
 Start it with ``start_scheduler``: a named actor (``get_if_exists=True``), detached so it
 outlives whoever created it, ``max_restarts=0`` (its state lives in memory only, so a crash
 must fail fast rather than come back having forgotten every allocation).
@@ -23,7 +28,14 @@ from racefree.runtime.base import Recorder
 
 from .config import SchedConfig
 from .core import SchedulerCore
-from .errors import ContractViolation, ProtocolRefused, RequestTimeout, UnknownPipeline
+from .errors import (
+    ContractViolation,
+    ProtocolRefused,
+    RequestTimeout,
+    ResizeFailed,
+    SchedError,
+    UnknownPipeline,
+)
 
 SCHEDULER_NAME = "racefree-gpu-scheduler"
 _QUIET_CYCLES = 100  # signal_gave_up: cycles it runs at most to let post_fix's timeout fire
@@ -39,10 +51,16 @@ class Scheduler:
         self._names: dict[str, int] = {}
         self._admitted: set[int] = set()
         self._failed: str | None = None
+        self._failure: type[SchedError] = ContractViolation  # raised to every later caller
         self._cond: asyncio.Condition | None = None
         self._wake: asyncio.Event | None = None
         self._planner: asyncio.Task[None] | None = None
         self._blocked = 0  # calls blocked in a wait right now (each holds one of Ray's slots)
+        self._targets: dict[int, Any] = {}  # pipeline -> the actor its ranks are pushed to
+        self._pushed: dict[int, tuple[int, ...]] = {}  # pipeline -> the ranks it last applied
+        self._resizes = 0
+        self._resize_wake: asyncio.Event | None = None
+        self._resizer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ registry
     async def register_pipeline(self, name: str) -> int:
@@ -68,7 +86,18 @@ class Scheduler:
         async with self._locked():
             self._admitted_or_raise(pid)
             self.core.unregister(pid)
+            self._targets.pop(pid, None)  # its engines went with it
             self._wake_planner()
+
+    async def set_resize_target(self, pid: int, target: Any) -> None:
+        """Push ``pid``'s ranks to ``target`` (an actor with ``async def resize(ranks)``: the
+        pipeline's engines, or the coordinator that resizes them) from now on, the current ones
+        first. Pushes run outside the lock, pure shrinks before growths (a growth's GPUs are what
+        a shrink frees), each within ``resize_timeout_s``."""
+        async with self._locked():
+            self._admitted_or_raise(pid)
+            self._targets[pid] = target
+            self._pushed.pop(pid, None)
 
     # ------------------------------------------------------------- requests
     async def request_gpus(self, pid: int, kind: str, timeout_s: float | None = None) -> dict[str, Any]:
@@ -177,17 +206,18 @@ class Scheduler:
                 "blocked_calls": self._blocked,
                 "pc": [self.core.pc(p) for p in range(self.config.pipelines)],
                 "ranks": [self.core.ranks(p) for p in range(self.config.pipelines)],
-                "cycles": st.cycles, "moves": st.moves, "refused_moves": st.refused_moves,
+                "cycles": st.cycles, "moves": st.moves, "refused_moves": st.refused_moves, "resizes": self._resizes,
                 "floor_fills": st.floor_fills, "empty_dispatches": st.empty_dispatches,
                 "transitions": st.transitions, "gpu_utilisation": round(self.core.utilisation(), 4),
             }
 
     async def close(self) -> dict[str, Any]:
         """Stop planning and flush the trace; returns the final status."""
-        if self._planner is not None:
-            self._planner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._planner
+        for task in (self._planner, self._resizer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         out = await self.status()
         if self._recorder is not None:
             self._recorder.close()
@@ -201,15 +231,18 @@ class Scheduler:
     async def _locked(self, check: bool = True) -> Any:
         if self._cond is None:  # built on the actor's own loop, at the first call
             self._cond = asyncio.Condition()
-            self._wake = asyncio.Event()
+            self._wake, self._resize_wake = asyncio.Event(), asyncio.Event()
             self._planner = asyncio.get_running_loop().create_task(self._plan_forever())
+            self._resizer = asyncio.get_running_loop().create_task(self._resize_forever())
         async with self._cond:
-            if check and self._failed is not None:
-                raise ContractViolation(f"the scheduler has failed: {self._failed}")
+            if check:
+                self._raise_if_failed()
             try:
                 yield self._cond
             finally:
                 self._cond.notify_all()  # a barrier or a grant may depend on what this call changed
+                if self._targets:
+                    self._resize_wake.set()  # type: ignore[union-attr]
 
     def _wake_planner(self) -> None:
         assert self._wake is not None
@@ -220,6 +253,15 @@ class Scheduler:
             raise UnknownPipeline(f"pipeline {pid} was unregistered")
         if pid not in self._admitted:
             raise UnknownPipeline(f"pipeline {pid} is not admitted")
+
+    def _raise_if_failed(self) -> None:
+        if self._failed is not None:
+            raise self._failure(f"the scheduler has failed: {self._failed}")
+
+    def _fail(self, cond: asyncio.Condition, failure: type[SchedError], why: str) -> None:
+        """Fail fast: kept, raised to every later call, and every waiter is woken to hear it."""
+        self._failed, self._failure = why, failure
+        cond.notify_all()
 
     def _queued(self, pid: int, kind: str) -> bool:
         """Whether ``pid``'s request of ``kind`` is still waiting for its grant. A post_fix GEN
@@ -246,8 +288,7 @@ class Scheduler:
         self._blocked += 1
         try:
             while self._queued(pid, kind):  # an unregister ends the wait too (see below)
-                if self._failed is not None:
-                    raise ContractViolation(f"the scheduler has failed: {self._failed}")
+                self._raise_if_failed()
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     raise RequestTimeout(f"pipeline {pid}'s {kind} request was not granted within {timeout:g} s; "
@@ -283,14 +324,49 @@ class Scheduler:
                 except ContractViolation:
                     return
 
+    async def _resize_forever(self) -> None:
+        """Push each pipeline's ranks to its resize target when they change, outside the lock."""
+        assert self._cond is not None and self._resize_wake is not None
+        while True:
+            await self._resize_wake.wait()
+            self._resize_wake.clear()
+            async with self._cond:  # one consistent allocation: no two targets hold a GPU in it
+                targets = dict(self._targets)
+                want = {pid: tuple(self.core.ranks(pid)) for pid in targets}
+            changed = {pid: r for pid, r in want.items() if r != self._pushed.get(pid)}
+            shrinks = {pid for pid, r in changed.items() if pid in self._pushed and set(r) <= set(self._pushed[pid])}
+            for batch in (sorted(shrinks), sorted(changed.keys() - shrinks)):  # a growth waits for shrinks
+                why = await self._push({pid: changed[pid] for pid in batch}, targets)
+                if why is not None:
+                    async with self._cond:
+                        self._fail(self._cond, ResizeFailed, why)
+                    return
+
+    async def _push(self, ranks: dict[int, tuple[int, ...]], targets: dict[int, Any]) -> str | None:
+        """One batch of resize calls at once; why the scheduler must fail, or None."""
+        import ray
+
+        timeout = self.config.resize_timeout_s
+        calls = [asyncio.wait_for(targets[pid].resize.remote(list(r)).as_future(), timeout) for pid, r in ranks.items()]
+        for (pid, r), out in zip(ranks.items(), await asyncio.gather(*calls, return_exceptions=True), strict=True):
+            if isinstance(out, ray.exceptions.RayActorError):
+                self._targets.pop(pid, None)  # the pipeline's actor died; unregister returns its GPUs
+            elif isinstance(out, TimeoutError):
+                return f"pipeline {pid} did not apply its ranks {list(r)} within {timeout:g} s (resize_timeout_s)"
+            elif isinstance(out, BaseException):
+                return f"pipeline {pid}'s resize to {list(r)} raised {type(out).__name__}: {out}"
+            else:
+                self._pushed[pid] = r
+                self._resizes += 1
+        return None
+
     def _run_cycle(self, cond: asyncio.Condition) -> bool:
         """One scheduling cycle if one is due; caller holds the lock. Any error fails the
         scheduler fast: it is kept, every waiter is woken to hear it, and it is raised."""
         try:
             ran = self.core.cycle()
         except Exception as exc:
-            self._failed = f"{type(exc).__name__}: {exc}"
-            cond.notify_all()
+            self._fail(cond, ContractViolation, f"{type(exc).__name__}: {exc}")
             raise ContractViolation(f"the scheduler has failed: {self._failed}") from exc
         if ran:
             cond.notify_all()

@@ -34,6 +34,8 @@ class SchedConfig:
     poll_s: float = 1.0        # the planning loop's periodic wakeup (the brief's 1 s poll)
     signal_timeout_s: float = 60.0  # a blocking GEN request's timeout (post_fix gives up; fenced logs and waits)
     max_concurrency: int = 1000  # the actor's Ray max_concurrency (CAP): calls running in it at once
+    resize_timeout_s: float = 10.0  # a pipeline must apply a resize within this, or the scheduler fails fast
+    gpu_resource: str = "gpu_slot"  # the Ray resource one GPU is (on real GPUs: "GPU")
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -46,8 +48,8 @@ class SchedConfig:
             raise ValueError(f"need at least one GPU per pipeline ({self.pipelines} pipelines, {self.gpus} GPUs)")
         if self.poll_s <= 0 or self.signal_timeout_s <= 0:
             raise ValueError("need poll_s > 0 and signal_timeout_s > 0")
-        if self.max_concurrency < 1:
-            raise ValueError("need max_concurrency >= 1")
+        if self.max_concurrency < 1 or self.resize_timeout_s <= 0:
+            raise ValueError("need max_concurrency >= 1 and resize_timeout_s > 0")
 
     @property
     def machine(self) -> str:

@@ -7,6 +7,10 @@ Actors (gpu_alloc brief, section 8):
   random delays with ``reorder`` (so a clear of rollout r can land after the begin of r+1);
 - one **pipeline** actor per pipeline runs the brief's train loop: init, then per rollout
   [signal], dispatch, generate (time advances only while it has a rank), serve, train, release.
+  It is also its own engines: the scheduler pushes its GEN ranks to its ``resize`` (outside the
+  scheduler's lock), and every GPU it uses is a Ray placement group of one ``gpu_resource``
+  (``gpu_slot`` here, ``GPU`` on a GPU cluster): a rank's engine runs only once Ray has placed
+  it, so Ray's own accounting backs the spec's no_double_allocation.
 
 Each pipeline writes its own JSONL log; the scheduler records every transition of the machine,
 and the demo replays that trace through the spec. A pipeline that makes no progress for
@@ -16,12 +20,13 @@ and the demo replays that trace through the spec. A pipeline that makes no progr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,14 +160,18 @@ class PipelineWorker:
                                      policy=self.config.policy, signal_timeout_s=self.config.signal_timeout_s,
                                      answer_s=self.options.stall_s)
         self.coordinator = coordinator
+        self.namespace = namespace
         self.stats = PipelineStats(pid)
+        self.active: set[int] = set()  # GEN ranks whose engines are up (pushed by the scheduler)
+        self.engines: dict[int, Any] = {}  # GEN rank -> the placement group of its GPU
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         self.log = open(Path(log_dir) / f"pipeline{pid}-{os.getpid()}.jsonl", "w", encoding="utf-8")  # noqa: SIM115
 
     async def run(self) -> dict[str, Any]:
         stall = self.options.stall_s
         try:
-            await self._waited("init", self.handle.init(stall))
+            await self.handle.resize_to(ray_self())
+            await self._waited("init", self.handle.init(stall, use=self._use))
             await self._waited("the other pipelines' inits", self.handle.wait_loop(stall))
             for r in range(self.config.rollouts or 0):  # the demo runs a set number (SchedConfig's default 3)
                 if self.config.signals:
@@ -182,7 +191,8 @@ class PipelineWorker:
                     await self.coordinator.relay.remote(self.handle.pid, "clear", r)
                 gpus = await self._waited(f"train({r})", self.handle.request("train", stall))
                 self._note("train", r, gpus=gpus)
-                await asyncio.sleep(self.train_s)
+                async with self._holding(f"train({r})", len(gpus)):
+                    await asyncio.sleep(self.train_s)
                 await self._waited(f"release({r})", self.handle.release("train"))
                 self.stats.rollouts += 1
         except TimeoutError as exc:  # RequestTimeout and SchedulerUnresponsive included
@@ -194,6 +204,49 @@ class PipelineWorker:
         self.log.close()
         return asdict(self.stats)
 
+    async def resize(self, ranks: list[int]) -> None:
+        """The scheduler's push of this pipeline's GEN ranks. A dropped rank's engine stops and its
+        GPU goes back to Ray at once; a new rank's engine starts once Ray has placed its GPU."""
+        from ray.util import remove_placement_group
+
+        new = set(ranks)
+        self.active &= new
+        for g in sorted(self.engines.keys() - new):
+            remove_placement_group(self.engines.pop(g))
+        added = {g: self._gpu(f"rank{g}") for g in sorted(new - self.engines.keys())}
+        self.engines.update(added)
+        await asyncio.gather(*(pg.ready() for pg in added.values()))
+        self.active = new
+
+    def _gpu(self, what: str) -> Any:
+        """A placement group of one GPU, named after this pipeline (so the orchestrator can remove
+        a killed pipeline's)."""
+        from ray.util import placement_group
+
+        name = f"{gpu_prefix(self.namespace, self.handle.pid)}{what}-{uuid.uuid4().hex[:6]}"
+        return placement_group([{self.config.gpu_resource: 1}], name=name)
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, what: str, n: int) -> AsyncIterator[None]:
+        """n GPUs held from Ray for ``what`` (an init's loading, a training step)."""
+        from ray.util import remove_placement_group
+
+        pgs = [self._gpu(what) for _ in range(n)]
+        try:
+            try:
+                await asyncio.wait_for(asyncio.gather(*(pg.ready() for pg in pgs)), self.options.stall_s)
+            except TimeoutError:
+                self.stats.stuck_at = f"{what}: Ray placed no {n} x {self.config.gpu_resource} in {self.options.stall_s:g} s"
+                raise TimeoutError(self.stats.stuck_at) from None
+            yield
+        finally:
+            for pg in pgs:
+                remove_placement_group(pg)
+
+    async def _use(self, kind: str, gpus: list[int]) -> None:
+        async with self._holding(kind, len(gpus)):
+            pass  # loading the model on the init cluster
+
     async def _signal(self) -> dict[str, Any]:
         # post_fix: the config's signal timeout ends the wait (upstream swallows it and dispatches);
         # the others wait up to the stall limit (fenced: a timeout only logs, F5)
@@ -204,7 +257,7 @@ class PipelineWorker:
         """gen_s of work that advances only while the pipeline has a rank."""
         tick, done, idle_since = 0.01, 0.0, time.monotonic()
         while done < self.gen_s:
-            if await self.handle.ranks():
+            if self.active:
                 await asyncio.sleep(tick)
                 done += tick
                 idle_since = time.monotonic()
@@ -222,7 +275,8 @@ class PipelineWorker:
         try:
             return await call
         except TimeoutError:  # RequestTimeout included
-            self.stats.stuck_at = what
+            inner = self.stats.stuck_at  # set by what timed out inside, if it said more
+            self.stats.stuck_at = what if inner is None or inner.startswith(what) else f"{what}: {inner}"
             raise
         finally:
             self.stats.max_wait_s = max(self.stats.max_wait_s, time.monotonic() - start)
@@ -259,7 +313,7 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False,
-                 resources={"gpu_slot": config.gpus})
+                 **gpu_resources(config))
     namespace = f"racefree-sched-{uuid.uuid4().hex[:8]}"
     created: list[Any] = []
     t0 = time.monotonic()
@@ -293,6 +347,7 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
             _wait_for(lambda: not INIT_PCS & set(ray.get(scheduler.status.remote(), timeout=60)["pc"]), "the inits", 60)
             time.sleep(options.kill_after_s)
             ray.kill(workers[options.kill_pipeline], no_restart=True)
+            remove_gpus_of(namespace, options.kill_pipeline)
             ray.get(scheduler.unregister_pipeline.remote(options.kill_pipeline), timeout=60)
             killed_pipelines.append(options.kill_pipeline)
         pending, hung = list(refs), False
@@ -314,6 +369,39 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
             ray.shutdown()
     return DemoRun(config, options, root, results, status, time.monotonic() - t0, relayed, killed, killed_pipelines,
                    hung)
+
+
+def gpu_resources(config: SchedConfig) -> dict[str, Any]:
+    """``ray.init`` arguments for a local cluster with the run's GPUs as ``config.gpu_resource``."""
+    if config.gpu_resource == "GPU":
+        return {"num_gpus": config.gpus}
+    return {"resources": {config.gpu_resource: config.gpus}}
+
+
+def ray_self() -> Any:
+    """The handle of the actor this code runs in."""
+    import ray
+
+    return ray.get_runtime_context().current_actor
+
+
+def gpu_prefix(namespace: str, pid: int) -> str:
+    return f"{namespace}-pipeline{pid}-"
+
+
+def remove_gpus_of(namespace: str, pid: int) -> int:
+    """The orchestrator's clean-up after killing a pipeline: its placement groups (its engines'
+    GPUs; a killed actor's are not removed with it). Returns how many were removed."""
+    import ray
+    from ray._raylet import PlacementGroupID
+    from ray.util import remove_placement_group
+    from ray.util.placement_group import PlacementGroup
+
+    ids = [pg_id for pg_id, v in ray.util.placement_group_table().items()
+           if v["name"].startswith(gpu_prefix(namespace, pid)) and v["state"] != "REMOVED"]
+    for pg_id in ids:
+        remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(pg_id))))
+    return len(ids)
 
 
 def _answer(ref: Any, timeout: float) -> Any:

@@ -29,3 +29,14 @@ class ContractViolation(SchedError):
 class SchedulerUnresponsive(RequestTimeout):
     """The scheduler did not answer a call within the caller's deadline: it is hung (every one of
     its Ray slots held by a blocked call, the brief's W8) or gone. Raised by the handle."""
+
+
+class ResizeFailed(SchedError):
+    """A pipeline did not apply a resize of its ranks within ``resize_timeout_s``: the scheduler
+    fails fast (its engines may still hold GPUs the scheduler has given to someone else), rather
+    than let one wedged shrink stall every pipeline, as upstream's untimed resize does."""
+
+
+class RequestCancelled(SchedError):
+    """F5: a fenced signal waited past its ``max_wait_s``; the handle cancelled it by unregistering
+    the pipeline (its demand, pin and GPUs dropped), so the pipeline must stop."""

@@ -1,6 +1,7 @@
 """What a pipeline's training loop holds: ``PipelineHandle``, async calls on the scheduler actor.
 
     handle = await PipelineHandle.register("ppo-a")          # looks the scheduler up by name
+    await handle.resize_to(engines)                           # its GEN ranks are pushed to engines.resize(ranks)
     await handle.init()                                       # train and infer INIT, then GEN (policy-dependent)
     await handle.wait_loop()                                  # every pipeline's init is done
     for r in range(rollouts):
@@ -20,10 +21,15 @@ their own types (``SchedError`` and its subclasses).
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .actor import SCHEDULER_NAME
-from .errors import RequestTimeout, SchedError, SchedulerUnresponsive
+from .errors import RequestCancelled, RequestTimeout, SchedError, SchedulerUnresponsive
+
+log = logging.getLogger(__name__)
 
 
 class PipelineHandle:
@@ -63,14 +69,21 @@ class PipelineHandle:
         wait = self.signal_timeout_s if timeout_s is None else timeout_s
         if self.policy == "post_fix" and kind == "gen":
             return await self._post_fix_signal(wait)
+        deadline = asyncio.get_running_loop().time() + wait
+        return await self._granted(kind, await self._call(self.scheduler.request_gpus, kind, wait, wait=wait), deadline)
+
+    async def await_grant(self, kind: str, timeout_s: float | None = None) -> dict[str, Any]:
+        """Wait again for a request that timed out (it stays queued)."""
+        wait = self.signal_timeout_s if timeout_s is None else timeout_s
+        deadline = asyncio.get_running_loop().time() + wait
+        return await self._granted(kind, await self._call(self.scheduler.await_grant, kind, wait, wait=wait), deadline)
+
+    async def _granted(self, kind: str, out: dict[str, Any], deadline: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        out = await self._call(self.scheduler.request_gpus, kind, wait, wait=wait)
         while out["outcome"] == "pending":  # fenced, F6: no slot to block in; queued, so poll for the grant
             left = deadline - loop.time()
             if left <= 0:
-                raise RequestTimeout(f"pipeline {self.pid}'s {kind} request was not granted within {wait:g} s; "
-                                     "it stays queued")
+                raise RequestTimeout(f"pipeline {self.pid}'s {kind} request was not granted in time; it stays queued")
             await asyncio.sleep(self.poll_s)
             out = await self._call(self.scheduler.await_grant, kind, left, wait=left)
         return dict(out)
@@ -78,14 +91,23 @@ class PipelineHandle:
     async def release(self, kind: str) -> None:
         await self._call(self.scheduler.notify_release_gpus, kind)
 
-    async def init(self, timeout_s: float | None = None) -> None:
+    async def resize_to(self, target: Any) -> None:
+        """From now on the scheduler pushes this pipeline's GEN ranks to ``target``, an actor with
+        ``async def resize(ranks)`` (its engines), outside its lock and within its resize timeout."""
+        await self._call(self.scheduler.set_resize_target, target)
+
+    async def init(self, timeout_s: float | None = None,
+                   use: Callable[[str, list[int]], Awaitable[None]] | None = None) -> None:
         """The init sequence of the brief's pipeline: wait for the earlier pipelines' inits, then
-        train and infer clusters at INITIALIZATION, each released, then (every policy but
-        fenced) the blocking GEN request. ``timeout_s`` bounds each wait (None: the barrier
-        waits as long as it takes, a request its scheduler's signal timeout)."""
+        train and infer clusters at INITIALIZATION, each used (``use(kind, gpus)``: load the
+        model on them) and released, then (every policy but fenced) the blocking GEN request.
+        ``timeout_s`` bounds each wait (None: the barrier waits as long as it takes, a request
+        its scheduler's signal timeout)."""
         await self._barrier("init", timeout_s)
         for kind in ("train_init", "infer_init"):
-            await self.request(kind, timeout_s)
+            gpus = await self.request(kind, timeout_s)
+            if use is not None:
+                await use(kind, gpus)
             await self.release(kind)
         if self.policy != "fenced":
             await self.request("gen_init", timeout_s)
@@ -94,9 +116,31 @@ class PipelineHandle:
         """The train loops start once every pipeline's init is done (the driver's barrier)."""
         await self._barrier("loop", timeout_s)
 
-    async def signal(self, timeout_s: float | None = None) -> dict[str, Any]:
-        """Demand for the next rollout (post_fix and fenced; other policies have no signal)."""
-        return await self.request_outcome("gen", timeout_s)
+    async def signal(self, timeout_s: float | None = None, max_wait_s: float | None = None) -> dict[str, Any]:
+        """Demand for the next rollout (post_fix and fenced; other policies have no signal).
+
+        Fenced with ``max_wait_s`` (F5): a wait past ``timeout_s`` is logged and goes on; past
+        ``max_wait_s`` the request is cancelled: the pipeline is unregistered (its request,
+        demand, pin and GPUs dropped: the spec's ``unregister``) and ``RequestCancelled`` is
+        raised. Without it, ``RequestTimeout`` after ``timeout_s`` (the request stays queued)."""
+        if max_wait_s is None or self.policy != "fenced":
+            return await self.request_outcome("gen", timeout_s)
+        wait = self.signal_timeout_s if timeout_s is None else timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait_s
+        call = functools.partial(self.request_outcome, "gen")
+        while (left := deadline - loop.time()) > 0:
+            try:
+                return await call(min(wait, left))
+            except SchedulerUnresponsive:
+                raise
+            except RequestTimeout:
+                log.warning("pipeline %d: no rank for its next rollout after %g s; still waiting (F5)",
+                            self.pid, max_wait_s - max(0.0, deadline - loop.time()))
+                call = functools.partial(self.await_grant, "gen")
+        await self._call(self.scheduler.unregister_pipeline)
+        raise RequestCancelled(f"pipeline {self.pid} had no rank for its next rollout within {max_wait_s:g} s: "
+                               "its request is cancelled and the pipeline unregistered (F5)")
 
     async def dispatch(self) -> list[int]:
         return list(await self._call(self.scheduler.dispatch))
