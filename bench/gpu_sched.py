@@ -30,8 +30,9 @@ from typing import Any
 from racefree.runtime.gpu_sched import SchedConfig, SchedulerCore
 
 
-def round_trips(n: int) -> tuple[float, float]:
-    """(median ms of request("train") -> grant, median ms of a bare actor call), same Ray, same run."""
+def round_trips(n: int) -> tuple[float, float, float]:
+    """(median ms of request("train") -> grant, of a bare actor call, of a bare call with the
+    request's arguments), same Ray, same run."""
     import ray
     from racefree.runtime.gpu_sched.actor import start_scheduler
     from racefree.runtime.gpu_sched.handle import PipelineHandle
@@ -42,12 +43,12 @@ def round_trips(n: int) -> tuple[float, float]:
     ns = f"bench-sched-{time.monotonic_ns()}"
     sched = start_scheduler(SchedConfig(pipelines=1, gpus=2, rollouts=n + 1, poll_s=1.0), namespace=ns)
 
-    async def run() -> tuple[list[float], list[float]]:
+    async def run() -> tuple[list[float], list[float], list[float]]:
         pid = await sched.register_pipeline.remote("bench")
         await sched.admit_pipeline.remote(pid)
         h = PipelineHandle(sched, pid, policy="fenced")
         await h.init()
-        grants, pings = [], []
+        grants, pings, with_args = [], [], []
         for r in range(n + 1):
             await h.signal(5)
             await h.dispatch()
@@ -60,16 +61,19 @@ def round_trips(n: int) -> tuple[float, float]:
             t = time.perf_counter()
             await sched.ping.remote()
             pings.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            await sched.ping.remote(pid, "train", 5.0)
+            with_args.append(time.perf_counter() - t)
             await h.release("train")
-        return grants[1:], pings[1:]  # the first of each warms up
+        return grants[1:], pings[1:], with_args[1:]  # the first of each warms up
 
     try:
-        grants, pings = asyncio.run(run())
+        grants, pings, with_args = asyncio.run(run())
     finally:
         ray.kill(sched, no_restart=True)
         if started:
             ray.shutdown()
-    return statistics.median(grants) * 1e3, statistics.median(pings) * 1e3
+    return tuple(statistics.median(x) * 1e3 for x in (grants, pings, with_args))  # type: ignore[return-value]
 
 
 def planning(pipelines: int, gpus: int, runs: int) -> tuple[float, float, int]:
@@ -171,9 +175,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     n = 30 if args.quick else 200
-    grant_ms, ping_ms = round_trips(n)
+    grant_ms, ping_ms, args_ms = round_trips(n)
     print(f"request -> grant through the scheduler actor: {grant_ms:.2f} ms; bare actor call: {ping_ms:.2f} ms; "
-          f"ratio {grant_ms / ping_ms:.2f}x (target <= 1.5x), median of {n}")
+          f"ratio {grant_ms / ping_ms:.2f}x (target <= 1.5x), median of {n}; a bare call with the request's "
+          f"arguments: {args_ms:.2f} ms ({grant_ms / args_ms:.2f}x)")
     for np_, ng in ((2, 4), (8, 64)):
         st = steady(np_, ng, 2 if args.quick else 5)
         print(f"steady {np_} pipelines x {ng} GPUs: {st['ms']:.3f} ms per cycle ({st['machine_ms']:.3f} ms machine, "

@@ -223,8 +223,9 @@ class Scheduler:
             self._recorder.close()
         return out
 
-    async def ping(self) -> None:
-        """Does nothing: the bare round trip the benchmark compares a request with."""
+    async def ping(self, *args: Any) -> None:
+        """Does nothing: the bare round trip the benchmark compares a request with (with a
+        request's arguments, or none)."""
 
     # -------------------------------------------------------------- internals
     @contextlib.asynccontextmanager

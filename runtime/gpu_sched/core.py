@@ -63,6 +63,7 @@ class SchedulerCore:
         cls = machine_class(config.spec, config.machine, config.consts)
         self.m: Any = cls(recorder=recorder, monitor=monitor)
         self.machine: MachineBase = self.m
+        self._actions = frozenset(a.name for a in self.m.ACTIONS)  # which of the spec's actions this variant has
         self.stats = CoreStats(started=clock())
         self._clock = clock
         self._held = 0
@@ -262,7 +263,7 @@ class SchedulerCore:
         return pid
 
     def _has(self, action: str) -> bool:
-        return any(a.name == action for a in self.m.ACTIONS)
+        return action in self._actions
 
     def _check(self, action: str, pid: int) -> None:
         if not self.m.enabled(action, self._pid(pid)):
