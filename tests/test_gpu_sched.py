@@ -276,10 +276,10 @@ def test_the_handle_runs_a_pipeline_against_a_scheduler_whose_creator_is_gone(tm
         await h.wait_loop(5)
         await h.signal(5)
         ranks = await h.dispatch()
-        await h.scheduler.report_progress.remote(pid, 0, False)
+        assert await h.report_progress(0)
         await h.served(5)
-        await h.scheduler.report_progress.remote(pid, 0, True)
-        await h.scheduler.clear_progress.remote(pid, 0)
+        assert await h.report_progress(0, done=True) and await h.clear_progress(0)
+        assert not await h.clear_progress(0)  # none in flight
         gpus = await h.request("train", 5)
         await h.release("train")
         assert await h.scheduler.status.remote() and gpus == [0, 1]

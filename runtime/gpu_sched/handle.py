@@ -91,6 +91,15 @@ class PipelineHandle:
     async def release(self, kind: str) -> None:
         await self._call(self.scheduler.notify_release_gpus, kind)
 
+    async def report_progress(self, rollout: int, done: bool = False) -> bool:
+        """A progress report for ``rollout`` (begin: c = 0; done: c = T), straight to the scheduler
+        (upstream relays them through a coordinator, fire-and-forget: any order). False: the
+        scheduler had no such report in flight (pre_fix sends none; a duplicate)."""
+        return bool(await self._call(self.scheduler.report_progress, rollout, done))
+
+    async def clear_progress(self, rollout: int) -> bool:
+        return bool(await self._call(self.scheduler.clear_progress, rollout))
+
     async def resize_to(self, target: Any) -> None:
         """From now on the scheduler pushes this pipeline's GEN ranks to ``target``, an actor with
         ``async def resize(ranks)`` (its engines), outside its lock and within its resize timeout."""
