@@ -201,7 +201,11 @@ def _demo(tmp_path: Path, policy: str, **opts: Any) -> dict[str, Any]:
     # waits); a pre-fix starvation is permanent, so a short limit finds it as surely as a long one
     stall = 30.0 if policy == "fenced" else 4.0
     options = DemoOptions(**{"gen_s": 0.1, "train_s": 0.03, "stall_s": stall, **opts})
-    return sched_report(run_demo(config, options, tmp_path))
+    report = sched_report(run_demo(config, options, tmp_path))
+    left = [v["name"] for v in ray.util.placement_group_table().values()
+            if v["state"] != "REMOVED" and v["name"].startswith("racefree-sched-")]
+    assert not left, f"the run left GPUs placed: {left}"  # a shared Ray gets every GPU back
+    return report
 
 
 @on_ray

@@ -365,6 +365,7 @@ def run_demo(config: SchedConfig, options: DemoOptions, root: Path,
     finally:
         for actor in created:
             ray.kill(actor, no_restart=True)
+        remove_gpus_of(namespace)  # on a shared Ray, the next run gets every GPU back
         if started_ray:
             ray.shutdown()
     return DemoRun(config, options, root, results, status, time.monotonic() - t0, relayed, killed, killed_pipelines,
@@ -385,13 +386,15 @@ def ray_self() -> Any:
     return ray.get_runtime_context().current_actor
 
 
-def gpu_prefix(namespace: str, pid: int) -> str:
-    return f"{namespace}-pipeline{pid}-"
+def gpu_prefix(namespace: str, pid: int | None = None) -> str:
+    """The name prefix of the placement groups of a run's pipeline (None: of every pipeline)."""
+    return f"{namespace}-pipeline" + ("" if pid is None else f"{pid}-")
 
 
-def remove_gpus_of(namespace: str, pid: int) -> int:
-    """The orchestrator's clean-up after killing a pipeline: its placement groups (its engines'
-    GPUs; a killed actor's are not removed with it). Returns how many were removed."""
+def remove_gpus_of(namespace: str, pid: int | None = None) -> int:
+    """The orchestrator's clean-up after killing a pipeline (None: at the end of the run): its
+    placement groups (its engines' GPUs; a killed actor's are not removed with it, and a
+    starved one may still hold ranks). Returns how many were removed."""
     import ray
     from ray._raylet import PlacementGroupID
     from ray.util import remove_placement_group
