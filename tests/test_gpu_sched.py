@@ -170,6 +170,9 @@ def test_sizes_are_checked() -> None:
     (["--pipelines", "4", "--gpus", "2"], "one GPU per pipeline"),
     (["--stall", "0"], "--stall > 0"),
     (["--dispatch-delay", "-1"], "--dispatch-delay >= 0"),
+    (["--resize-timeout", "0"], "resize_timeout_s > 0"),
+    (["--gpu-resource", " "], "need a gpu_resource name"),
+    (["--policy", "post_fix", "--max-concurrency", "0"], "max_concurrency >= 1"),
 ])
 def test_bad_demo_options_exit_2_before_starting_anything(run_cli: Any, argv: list[str], message: str) -> None:
     code, out, err = run_cli("demo", "sched", *argv)

@@ -50,6 +50,8 @@ class SchedConfig:
             raise ValueError("need poll_s > 0 and signal_timeout_s > 0")
         if self.max_concurrency < 1 or self.resize_timeout_s <= 0:
             raise ValueError("need max_concurrency >= 1 and resize_timeout_s > 0")
+        if not self.gpu_resource.strip():
+            raise ValueError("need a gpu_resource name (gpu_slot, or GPU on a GPU cluster)")
 
     @property
     def machine(self) -> str:
