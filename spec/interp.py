@@ -29,7 +29,7 @@ from typing import Any
 
 from . import ir
 from .ir import TEnum, TMap, Ty
-from .pyexpr import HELPERS, PyExpr, key_lo, make_call, make_const, make_name, paused_gc
+from .pyexpr import HELPERS, PyExpr, key_lo, make_call, make_const, make_name, may_be_undefined, paused_gc
 from .values import State
 
 
@@ -107,12 +107,6 @@ def initial_state(m: ir.Machine, src: _PySource | None = None) -> State:
             x = tuple(x for _ in ir.domain(v.ty.key))
         values.append(x)
     return tuple(values)
-
-
-def _may_be_undefined(nodes: list[ast.expr]) -> bool:
-    """Whether compiled expressions check a key or a value against its declared type (pyexpr's ix/chk)."""
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("ix", "chk", "chkset")
-               for node in nodes for n in ast.walk(node))
 
 
 class _Fill(ast.NodeTransformer):
@@ -282,7 +276,7 @@ class Interpreter:
                               "    return out"]) + "\n"
         domains = tuple(ir.domain(p.ty) for p in a.params)  # type: ignore[arg-type]
         blocked = None
-        if "raise Undefined" in succ_src or _may_be_undefined(self._src.holes[first_hole:]):
+        if "raise Undefined" in succ_src or any(may_be_undefined(h) for h in self._src.holes[first_hole:]):
             nxt = "continue" if a.params else "return out"
             blocked_src = "\n".join(["def out_of_bounds(st):", self._unpack(), "    out = []", *loops,
                                      *self._body(a, indent, nxt, nxt, f"out.append({args})"),

@@ -299,7 +299,7 @@ class PyExpr:
             return None
         self._made.append(substitute(comp.cond, {bd.name: elem}))
         body = self.expr(self._made[-1])
-        if _may_be_undefined(body):
+        if may_be_undefined(body):
             return None
         if ir.fits(elem.ty, bd.ty):
             return body
@@ -315,7 +315,7 @@ class PyExpr:
         if not isinstance(elem, ir.Name | ir.IntLit):
             return None
         first, second = self._binary("in", elem, s.left), self._binary("in", elem, s.right)
-        if _may_be_undefined(second):
+        if may_be_undefined(second):
             return None
         if s.op == "union":
             return make_bool(ast.Or(), first, second)
@@ -329,7 +329,7 @@ class PyExpr:
         if op == "in" and isinstance(right, ir.SetLit) and right.elems and isinstance(left, ir.Name | ir.IntLit):
             # x in {a, b}: x == a or x == b, with no set built (a later element may be skipped)
             tests = [self._binary("==", left, x) for x in right.elems]
-            if not any(_may_be_undefined(t) for t in tests[1:]):
+            if not any(may_be_undefined(t) for t in tests[1:]):
                 return tests[0] if len(tests) == 1 else make_bool(ast.Or(), *tests)
         if op == "in" and isinstance(right, ir.Binary) and right.op in ("inter", "union", "minus"):
             direct = self._member_of_set_algebra(left, right)
@@ -379,7 +379,7 @@ def _nodes(e: object) -> Iterator[object]:
         yield from _nodes(c)
 
 
-def _may_be_undefined(e: ast.expr) -> bool:
+def may_be_undefined(e: ast.expr) -> bool:
     """Whether compiled code checks a key or a value against its type (``ix``, ``chk``, ``chkset``)."""
     return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("ix", "chk", "chkset")
                for n in ast.walk(e))
