@@ -279,7 +279,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     machine, streams = traces.read_events(paths, chosen, spec)
     progress = Progress(True)
-    result = traces.replay(machine, traces.merged(streams), context=args.context,
+    result = traces.replay(machine, traces.merged(streams), context=args.context, skew=args.skew,
                            progress=lambda n: progress(f"replayed {n:,} events"))
     progress.clear()
     elapsed = time.perf_counter() - started
@@ -318,6 +318,17 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'")
     return int(text)
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds >= 0 (anything else is a usage error, exit 2)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got '{text}'")
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--context", type=int, default=10, help="events shown before a failure (default 10)")
     r.add_argument("--const", action="append", default=[], metavar="NAME=VALUE",
                    help="the machine at other sizes, as the runtime ran it (repeatable; needs --machine)")
+    r.add_argument("--skew", type=_seconds, default=0.0, metavar="SECONDS",
+                   help="how far different files' clocks may disagree with the events' real order: a "
+                        "refused event is retried after an enabled event of another file at most this "
+                        "much later (default 0: strictly by time)")
     r.set_defaults(func=cmd_replay)
 
     from .demo import add_demo_parser

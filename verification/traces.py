@@ -184,9 +184,16 @@ def merged(streams: list[list[Event]]) -> Iterator[Event]:
 
 
 def replay(m: ir.Machine, events: Iterator[Event], *, context: int = 10,
-           progress: Callable[[int], None] | None = None, keep_going: bool = False) -> ReplayResult:
+           progress: Callable[[int], None] | None = None, keep_going: bool = False,
+           skew: float = 0.0) -> ReplayResult:
     """Replay to the first refused event or broken invariant; ``keep_going`` replays past broken
-    invariants (not past a refused event) and lists every property that broke."""
+    invariants (not past a refused event) and lists every property that broke.
+
+    ``skew`` (seconds) is how far the clocks of different files' events may disagree with their
+    real order: a sender records "sent" once its send completed, and the receiver may have
+    recorded the receive a moment before. A refused event is then retried after the first event
+    of another file, no later than ``skew`` after it, that is enabled (each file's own order is
+    always kept). 0: events are taken strictly by time."""
     interp = Interpreter(m)
     step = interp.step
     invariants = list(interp.invariants.items())
@@ -202,12 +209,18 @@ def replay(m: ir.Machine, events: Iterator[Event], *, context: int = 10,
     if verdicts[0]:
         return ReplayResult(m, 0, 1, "invariant", None, prop=verdicts[0][0], state=interp.init,
                             violations=[(p, 0) for p in verdicts[0]])
-    for ev in events:
+    ahead = _Lookahead(events, skew)
+    for ev in ahead:
         n += 1
         key = (cur, ev[4], ev[5])
         nxt = table.get(key)
         if nxt is None:
             st = step(states[cur], ev[4], ev[5])
+            if st is None and skew > 0:
+                swapped = ahead.swap(ev, lambda e, at=states[cur]: step(at, e[4], e[5]) is not None)
+                if swapped is not None:
+                    ev, key = swapped, (cur, swapped[4], swapped[5])
+                    st = step(states[cur], ev[4], ev[5])
             if st is None:
                 refused = ReplayResult(m, n, len(states), "not_enabled", ev, _failing_conjunct(interp, states[cur], ev),
                                        before=recent[-context:], state=states[cur])
@@ -236,6 +249,43 @@ def replay(m: ir.Machine, events: Iterator[Event], *, context: int = 10,
         first.states = len(states)
         return _finish(first, seen)
     return ReplayResult(m, n, len(states), "ok", state=states[cur])
+
+
+class _Lookahead:
+    """The merged events, with a window of those to come for ``replay``'s skew."""
+
+    def __init__(self, events: Iterator[Event], skew: float) -> None:
+        self._events = events
+        self._skew = skew
+        self._buf: list[Event] = []
+
+    def __iter__(self) -> _Lookahead:
+        return self
+
+    def __next__(self) -> Event:
+        return self._buf.pop(0) if self._buf else next(self._events)
+
+    def swap(self, refused: Event, enabled: Callable[[Event], bool]) -> Event | None:
+        """The first event to come within the skew, at the head of another file, that is enabled;
+        ``refused`` goes back to be taken right after it."""
+        limit = refused[0] + self._skew
+        while not self._buf or self._buf[-1][0] <= limit:
+            nxt = next(self._events, None)
+            if nxt is None:
+                break
+            self._buf.append(nxt)
+        heads: set[int] = {refused[1]}
+        for i, e in enumerate(self._buf):
+            if e[0] > limit:
+                break
+            if e[1] in heads:
+                continue
+            heads.add(e[1])
+            if enabled(e):
+                del self._buf[i]
+                self._buf.insert(0, refused)
+                return e
+        return None
 
 
 def _finish(r: ReplayResult, seen: dict[str, int]) -> ReplayResult:
