@@ -87,6 +87,45 @@ def add_demo_parser(sub: Any) -> None:
     g.add_argument("--dir", type=Path, default=None, help="folder for traces and logs (default: a temporary one, removed)")
     g.add_argument("--json", action="store_true", help="print the report as one JSON object")
     g.set_defaults(func=cmd_demo_sched)
+    add_slots_parser(which)
+
+
+def add_slots_parser(which: Any) -> None:
+    s = which.add_parser("slots", help="a writer process and trainer processes pulling payloads over UCXX loopback",
+                         description="Starts a writer process (the ring in POSIX shared memory, the UCXX server on "
+                                     "--ports listeners) and --clients trainer processes pulling every payload over "
+                                     "UCXX (UCX_TLS=tcp, loopback), with faults injected, then replays every "
+                                     "process's JSONL events through slot_ring.rf. Exit 0: no torn payload, no "
+                                     "duplicate, no silent loss, every worker ended normally and the replay "
+                                     "conforms; 1: otherwise; 2: bad options.")
+    s.add_argument("--policy", choices=["pre_fix", "post_fix", "fenced"], default="fenced",
+                   help="the transport's rules, from its spec variant (default fenced)")
+    s.add_argument("--clients", type=int, default=2, help="trainer processes (default 2)")
+    s.add_argument("--payloads", type=int, default=200, help="payloads the writer writes (default 200)")
+    s.add_argument("--rate", type=float, default=100.0, help="payloads per second (default 100; 0: as fast as it can)")
+    s.add_argument("--payload-kb", type=float, default=64.0, help="KiB per payload (default 64)")
+    s.add_argument("--slots", type=int, default=4, help="slots in the ring (default 4)")
+    s.add_argument("--ports", type=int, default=2, help="UCXX listeners (default 2)")
+    s.add_argument("--attempts", type=int, default=2, help="attempts per reference (default 2)")
+    s.add_argument("--timeout-ms", type=float, default=2000.0,
+                   help="a client attempt's deadline, plus the payload at 0.1 GB/s (default 2000)")
+    s.add_argument("--lease-ms", type=float, default=0.0,
+                   help="fenced: a grant older than this is reclaimed (default: twice --timeout-ms)")
+    s.add_argument("--stall-handler", type=float, default=0.0, metavar="MS",
+                   help="every --stall-every-th handler sleeps MS between OK and the payload (default 0)")
+    s.add_argument("--stall-every", type=int, default=3, help="which handlers --stall-handler stalls (default 3)")
+    s.add_argument("--late-commit", type=float, default=0.0, metavar="MS",
+                   help="a stalled handler also waits MS before its finaliser (default 0)")
+    s.add_argument("--drop-connection", type=int, default=0, metavar="K",
+                   help="every K-th handler drops its connection instead of sending the payload (default 0: none)")
+    s.add_argument("--kill-handler-after", type=int, default=0, metavar="N",
+                   help="the N-th handler dies mid-send and never finalises (default 0: none)")
+    s.add_argument("--late-timeout", type=int, default=0, metavar="K",
+                   help="every K-th attempt of a client times out after its payload arrived (X5; default 0)")
+    s.add_argument("--timeout", type=float, default=120.0, help="seconds the whole run may take (default 120)")
+    s.add_argument("--dir", type=Path, default=None, help="folder for traces and logs (default: a temporary one, removed)")
+    s.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    s.set_defaults(func=cmd_demo_slots)
 
 
 def cmd_demo_ckpt(args: argparse.Namespace) -> int:
@@ -138,7 +177,8 @@ def cmd_demo_ckpt(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
-def _replay(spec: Path, machine: str, consts: dict[str, int], folder: Path) -> tuple[Any, dict[str, int], list[Path]]:
+def _replay(spec: Path, machine: str, consts: dict[str, int], folder: Path,
+            skew: float = 0.0) -> tuple[Any, dict[str, int], list[Path]]:
     """Replay every trace in ``folder`` (merged) through ``machine`` at ``consts``: the result,
     the count of each action, and the files read."""
     from racefree.verification import traces
@@ -150,14 +190,16 @@ def _replay(spec: Path, machine: str, consts: dict[str, int], folder: Path) -> t
     for stream in streams:
         for ev in stream:
             counts[ev[4]] = counts.get(ev[4], 0) + 1
-    return traces.replay(m, traces.merged(streams), keep_going=True), counts, paths
+    return traces.replay(m, traces.merged(streams), keep_going=True, skew=skew), counts, paths
 
 
 def _replay_failure(report: dict[str, Any], result: Any, paths: list[Path]) -> None:
     if result.outcome != "ok":
         report["replay_property"] = result.prop  # None when an event was not enabled at all
         report["replay_violations"] = [p for p, _ in result.violations]
-        report["replay_detail"] = render.replay_report(result, [str(p) for p in paths])
+        detail = render.replay_report(result, [str(p) for p in paths])
+        # a run's instance can be large (slots: a map per payload and per handler): keep the report readable
+        report["replay_detail"] = detail if len(detail) <= 4000 else detail[:4000] + " ... (replay again for all of it)"
 
 
 def _replay_command(spec: Path, machine: str, consts: dict[str, int], folder: Path) -> str:
@@ -274,6 +316,105 @@ def cmd_demo_sched(args: argparse.Namespace) -> int:
         report["dir"] = report["replay_command"] = None
     print(json.dumps(report) if args.json else _sched_text(report))
     return 0 if report["ok"] else 1
+
+
+def cmd_demo_slots(args: argparse.Namespace) -> int:
+    from racefree.runtime.slot_ring.client import ClientFaults
+    from racefree.runtime.slot_ring.config import RingConfig
+    from racefree.runtime.slot_ring.demo import SlotsOptions, run_slots
+    from racefree.runtime.slot_ring.server import Faults
+    from racefree.runtime.slot_ring.wire import OVERHEAD
+
+    from .main import Progress
+
+    try:
+        payload_bytes = int(args.payload_kb * 1024)
+        if args.clients < 1 or args.payloads < 1 or args.ports < 1 or payload_bytes < 8:
+            raise ValueError("need --clients, --payloads, --ports >= 1 and --payload-kb > 0")
+        if min(args.rate, args.stall_handler, args.late_commit, args.drop_connection, args.kill_handler_after,
+               args.late_timeout, args.lease_ms) < 0 or args.stall_every < 1 or args.timeout <= 0:
+            raise ValueError("fault options, --rate and --lease-ms must be >= 0; --stall-every >= 1; --timeout > 0")
+        config = RingConfig(policy=args.policy, slots=args.slots, slot_bytes=payload_bytes + OVERHEAD,
+                            attempts=args.attempts, deadline_s=args.timeout_ms / 1000, lease_s=args.lease_ms / 1000)
+        options = SlotsOptions(clients=args.clients, payloads=args.payloads, rate=args.rate,
+                               payload_bytes=payload_bytes, ports=args.ports, timeout_s=args.timeout,
+                               faults=Faults(stall_s=args.stall_handler / 1000, stall_every=args.stall_every,
+                                             drop_every=args.drop_connection, kill_after=args.kill_handler_after,
+                                             late_commit_s=args.late_commit / 1000),
+                               client_faults=ClientFaults(late_timeout_every=args.late_timeout))
+    except ValueError as exc:
+        print(f"racefree demo slots: {exc}", file=sys.stderr)
+        return 2
+    if args.dir is not None and args.dir.exists() and not args.dir.is_dir():
+        print(f"racefree demo slots: --dir {args.dir} exists and is not a folder", file=sys.stderr)
+        return 2
+    temp = None if args.dir else Path(tempfile.mkdtemp(prefix="racefree-slots-"))
+    root = args.dir or temp  # type: ignore[assignment]
+    progress = Progress(not args.json)
+    try:
+        report = slots_report(run_slots(config, root, options, progress=progress))
+    except KeyboardInterrupt:
+        progress.clear()
+        print("racefree demo slots: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        progress.clear()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+    if temp is not None:
+        report["dir"] = report["replay_command"] = None
+    print(json.dumps(report) if args.json else _slots_text(report))
+    return 0 if report["ok"] else 1
+
+
+# how far a trainer's clock may run ahead of the writer's "sent" for the same payload
+SLOTS_SKEW_S = 0.05
+
+
+def slots_report(run: Any) -> dict[str, Any]:
+    """The transport demo's result: what the trainers received, and every process's events replayed."""
+    from racefree.runtime.slot_ring.config import protocol_spec
+
+    cfg = run.config
+    counts = run.counts()
+    consts = run.replay_consts()
+    result, events, paths = _replay(protocol_spec(), cfg.spec_machine, consts, run.traces, skew=SLOTS_SKEW_S)
+    report: dict[str, Any] = {
+        "policy": cfg.policy,
+        **{k: counts[k] for k in ("payloads_written", "delivered", "torn", "duplicates", "lost_recorded",
+                                  "lost_silent")},
+        "replay": "ok" if result.outcome == "ok" else "violation",
+        "seconds": round(run.seconds, 2),
+        "gbps": round(counts["bytes"] / run.seconds / 1e9, 4) if run.seconds > 0 else 0.0,
+        "machine": cfg.spec_machine,
+        "consts": consts,
+        "events": sum(events.values()),
+        "server": run.writer().get("server", {}),
+        "reclaimed": run.writer().get("reclaimed", 0),
+        "errors": [],
+        "failed_workers": run.failed_workers(),
+        "dir": str(run.root),
+        "replay_command": _replay_command(protocol_spec(), cfg.spec_machine, consts, run.traces)
+        + f" --skew {SLOTS_SKEW_S}",
+    }
+    report["ok"] = bool(not report["failed_workers"] and report["replay"] == "ok" and counts["torn"] == 0
+                        and counts["duplicates"] == 0 and counts["lost_silent"] == 0)
+    _replay_failure(report, result, paths)
+    return report
+
+
+def _slots_text(r: dict[str, Any]) -> str:
+    lines = [
+        f"policy {r['policy']} ({r['machine']}, {', '.join(f'{k}={v}' for k, v in r['consts'].items())}), "
+        f"{r['seconds']} s, {r['gbps']} GB/s",
+        f"  payloads written {r['payloads_written']}, delivered {r['delivered']}",
+        f"  torn {r['torn']}, duplicates {r['duplicates']}, lost (recorded) {r['lost_recorded']}, "
+        f"lost silently {r['lost_silent']}",
+        f"  replay of {r['events']} events: {r['replay']}",
+    ]
+    for worker, why in r["failed_workers"].items():
+        lines.append(f"  worker {worker}: {why}")
+    return "\n".join(lines + _text_tail(r))
 
 
 def sched_report(run: Any) -> dict[str, Any]:

@@ -222,6 +222,18 @@ class SlotClient:
         else:
             asyncio.ensure_future(close_endpoint(ep, self.config.close_s))
 
+    async def connect(self, host: str, ports: tuple[int, ...] | list[int]) -> None:
+        """Open one pooled endpoint per port ahead of the first fetch (a first connection takes
+        about half a second over TCP); a port that refuses is quarantined."""
+        for port in ports:
+            try:
+                ep = await self._endpoint(host, port)
+            except Exception as exc:  # noqa: BLE001 - the fetch will retry and rotate
+                log.info("warm-up connect to %s:%d failed: %s", host, port, exc)
+                self._quarantine_after(0, host, port)
+                continue
+            self._give_back(host, port, ep)
+
     async def close(self) -> None:
         for pooled in self._pool.values():
             for ep, _ in pooled:
