@@ -135,7 +135,7 @@ class SlotClient:
                 continue
             self.trace("issue", c, hid)
             try:
-                outcome = await asyncio.wait_for(self._attempt(ep, ref, hid, self.stats.attempts - 1),
+                outcome = await asyncio.wait_for(self._attempt(ep, ref, hid, att, self.stats.attempts - 1),
                                                  self.config.deadline(ref.nbytes))
             except (TimeoutError, _Failed, WireError, Exception) as exc:  # noqa: BLE001 - any failure fails the attempt
                 self.stats.failed_attempts += 1
@@ -159,9 +159,11 @@ class SlotClient:
         self.stats.lost_budget += 1
         raise PayloadLost(ref.gen, f"{self.config.attempts} attempts failed")
 
-    async def _attempt(self, ep: Any, ref: Ref, hid: int, attempt: int) -> tuple[Kind, Payload | None]:
+    async def _attempt(self, ep: Any, ref: Ref, hid: int, att: int, attempt: int) -> tuple[Kind, Payload | None]:
+        """One attempt (``att``: its number within the reference, for the server's fault plan and
+        logs; ``attempt``: this client's count)."""
         fenced = self.config.fenced
-        await ep.send(record(Kind.REQ, ref.slot, ref.gen if fenced else 0, hid))
+        await ep.send(record(Kind.REQ, ref.slot, ref.gen if fenced else 0, hid, att))
         rep = empty_record()
         await ep.recv(rep)
         expect = (Kind.OK, Kind.STALE, Kind.BUSY) if fenced else (Kind.OK, Kind.STALE)
@@ -211,7 +213,7 @@ class SlotClient:
             if now - born < RETIRE_S and not ep.closed:
                 return ep
             await close_endpoint(ep, self.config.close_s)
-        ep = await ucxx.create_endpoint(host, port, connect_timeout=self.config.deadline_s)
+        ep = await ucxx.create_endpoint(host, port, connect_timeout=self.config.connect_s)
         ep._racefree_born = now  # noqa: SLF001 - the pool's retirement clock
         return ep
 

@@ -42,6 +42,7 @@ class RingConfig:
     quarantine_s: float = 30.0   # a port that failed a first attempt is skipped this long
     lease_s: float = 0.0         # fenced: a grant older than this is reclaimed (0: deadline_s * 2)
     close_s: float = 0.5         # a bound on ep.close()
+    connect_s: float = 5.0       # a new endpoint's connect timeout (ucxx's default)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -50,8 +51,8 @@ class RingConfig:
             raise ValueError("need slots >= 1 and attempts >= 1")
         if self.slot_bytes < 64:
             raise ValueError("need slot_bytes >= 64")
-        if min(self.deadline_s, self.deadline_rate, self.close_s) <= 0 or min(self.quarantine_s, self.lease_s) < 0:
-            raise ValueError("need deadline_s, deadline_rate, close_s > 0 and quarantine_s, lease_s >= 0")
+        if min(self.deadline_s, self.deadline_rate, self.close_s, self.connect_s) <= 0 or min(self.quarantine_s, self.lease_s) < 0:
+            raise ValueError("need deadline_s, deadline_rate, close_s, connect_s > 0 and quarantine_s, lease_s >= 0")
 
     @property
     def fenced(self) -> bool:

@@ -32,13 +32,14 @@ IDLE_S = 120.0  # a connection with no request this long is closed (clients reti
 @dataclass(frozen=True)
 class Faults:
     stall_s: float = 0.0      # seconds a stalled handler sleeps between OK and the payload
-    stall_every: int = 0      # every k-th request stalls (0: none)
+    stall_every: int = 0      # every k-th request stalls, if it is a reference's first attempt (0: none)
     drop_every: int = 0       # every k-th request's connection is dropped instead of the payload
     kill_after: int = 0       # the n-th request's handler dies mid-send (0: none)
     late_commit_s: float = 0.0  # every stalled request also waits this long before its finaliser
 
-    def stalls(self, n: int) -> bool:
-        return self.stall_every > 0 and n % self.stall_every == 0 and self.stall_s > 0
+    def stalls(self, n: int, attempt: int) -> bool:
+        # a first attempt only: its retry then meets the stalled grant (re-entry, or BUSY)
+        return self.stall_every > 0 and n % self.stall_every == 0 and self.stall_s > 0 and attempt == 0
 
     def drops(self, n: int) -> bool:
         return self.drop_every > 0 and n % self.drop_every == 0
@@ -140,7 +141,7 @@ class SlotServer:
         """Serve one request; whether the connection stays usable (False: it has been closed)."""
         st = self.stats
         try:
-            _, slot, gen, hid, _ = parse_record(req, (Kind.REQ,))
+            _, slot, gen, hid, attempt = parse_record(req, (Kind.REQ,))
             grant = self.ring.accept(slot, gen, hid)
         except WireError as exc:
             st.bad_requests += 1
@@ -158,7 +159,7 @@ class SlotServer:
                 st.busy += 1
             return await self._send_record(ep, record(grant.kind, slot, grant.gen))
         st.granted += 1
-        return await self._serve(ep, n, hid, grant)
+        return await self._serve(ep, n, hid, grant, self.faults.stalls(n, attempt))
 
     async def _send_record(self, ep: Any, rec: Any) -> bool:
         try:
@@ -168,12 +169,12 @@ class SlotServer:
             await close_endpoint(ep, self.config.close_s, abort=True)
             return False
 
-    async def _serve(self, ep: Any, n: int, hid: int, grant: Any) -> bool:
+    async def _serve(self, ep: Any, n: int, hid: int, grant: Any, stall: bool) -> bool:
         ring, cfg, f = self.ring, self.config, self.faults
         slot, token = grant.slot, grant.token
         try:
             await asyncio.wait_for(ep.send(record(Kind.OK, slot, grant.gen, grant.nbytes, token)), cfg.deadline_s)
-            if f.stalls(n):
+            if stall:
                 await asyncio.sleep(f.stall_s)
             if f.kills(n):  # dies mid-send: nothing more of this handler, ever (the spec's wedge)
                 ring.send_start(hid, wedge=True)
@@ -188,13 +189,13 @@ class SlotServer:
             self.stats.failed += 1
             log.info("request %d (handler %d) failed: %s", n, hid, exc or type(exc).__name__)
             owe = ring.fail(hid, slot)
-            if f.stalls(n) and f.late_commit_s:
+            if stall and f.late_commit_s:
                 await asyncio.sleep(f.late_commit_s)
             ring.finalise(hid, slot, token, owe)
             await close_endpoint(ep, cfg.close_s, abort=True)
             return False
         owe = ring.send_end(hid, slot)
-        if f.stalls(n) and f.late_commit_s:
+        if stall and f.late_commit_s:
             await asyncio.sleep(f.late_commit_s)
         took = ring.finalise(hid, slot, token, owe)
         if cfg.fenced:

@@ -5,7 +5,8 @@ Control records are one fixed-size record of five int64s, ``(kind, slot, gen, nb
 for the request and for every reply (slot_ring.md §7): never a 1-byte status, so a record can
 never be mistaken for the start of a payload, and a receive into a record-sized buffer can tell a
 record from anything else by its kind. ``REQ``'s fourth field is the handler id the client chose
-for the attempt (its ``nbytes`` slot; a request carries no size).
+for the attempt (its ``nbytes`` slot; a request carries no size), its fifth the attempt's number
+within the reference (its ``token`` slot; a request holds no token).
 
 A payload in a slot is ``stamp · data · gen``: the stamp is ``(MAGIC, gen, nbytes)`` (nbytes of
 the whole payload, stamp and trailer included) and the trailer repeats the generation, so a
