@@ -122,6 +122,9 @@ def add_slots_parser(which: Any) -> None:
                    help="the N-th handler dies mid-send and never finalises (default 0: none)")
     s.add_argument("--late-timeout", type=int, default=0, metavar="K",
                    help="every K-th attempt of a client times out after its payload arrived (X5; default 0)")
+    s.add_argument("--kill-server-after", type=float, default=0.0, metavar="SECONDS",
+                   help="SIGKILL the writer process (ring and server) this long after writing starts (default 0: "
+                        "never); every reference it published must end delivered or recorded lost")
     s.add_argument("--timeout", type=float, default=120.0, help="seconds the whole run may take (default 120)")
     s.add_argument("--dir", type=Path, default=None, help="folder for traces and logs (default: a temporary one, removed)")
     s.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -332,7 +335,8 @@ def cmd_demo_slots(args: argparse.Namespace) -> int:
         if args.clients < 1 or args.payloads < 1 or args.ports < 1 or payload_bytes < 8:
             raise ValueError("need --clients, --payloads, --ports >= 1 and --payload-kb > 0")
         if min(args.rate, args.stall_handler, args.late_commit, args.drop_connection, args.kill_handler_after,
-               args.late_timeout, args.lease_ms) < 0 or args.stall_every < 1 or args.timeout <= 0:
+               args.late_timeout, args.lease_ms, args.kill_server_after) < 0 or args.stall_every < 1 \
+                or args.timeout <= 0:
             raise ValueError("fault options, --rate and --lease-ms must be >= 0; --stall-every >= 1; --timeout > 0")
         config = RingConfig(policy=args.policy, slots=args.slots, slot_bytes=payload_bytes + OVERHEAD,
                             attempts=args.attempts, deadline_s=args.timeout_ms / 1000, lease_s=args.lease_ms / 1000)
@@ -341,7 +345,8 @@ def cmd_demo_slots(args: argparse.Namespace) -> int:
                                faults=Faults(stall_s=args.stall_handler / 1000, stall_every=args.stall_every,
                                              drop_every=args.drop_connection, kill_after=args.kill_handler_after,
                                              late_commit_s=args.late_commit / 1000),
-                               client_faults=ClientFaults(late_timeout_every=args.late_timeout))
+                               client_faults=ClientFaults(late_timeout_every=args.late_timeout),
+                               kill_writer_after_s=args.kill_server_after)
     except ValueError as exc:
         print(f"racefree demo slots: {exc}", file=sys.stderr)
         return 2
@@ -391,6 +396,7 @@ def slots_report(run: Any) -> dict[str, Any]:
         "events": sum(events.values()),
         "server": run.writer().get("server", {}),
         "reclaimed": run.writer().get("reclaimed", 0),
+        "server_killed": run.writer_killed,
         "errors": [],
         "failed_workers": run.failed_workers(),
         "dir": str(run.root),

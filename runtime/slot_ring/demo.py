@@ -39,6 +39,7 @@ class SlotsOptions:
     timeout_s: float = 120.0    # the whole run
     faults: Faults = Faults()
     client_faults: ClientFaults = ClientFaults()
+    kill_writer_after_s: float = 0.0  # SIGKILL the writer (ring and server) this long into the run (0: never)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class SlotsRun:
     stats: list[dict[str, Any]]
     exit_codes: dict[str, int | None]
     stderr: dict[str, str]
+    writer_killed: bool = False
 
     @property
     def traces(self) -> Path:
@@ -63,27 +65,42 @@ class SlotsRun:
 
     def failed_workers(self) -> dict[str, str]:
         return {name: (self.stderr.get(name, "").strip().splitlines() or [f"exit {code}"])[-1]
-                for name, code in self.exit_codes.items() if code != 0}
+                for name, code in self.exit_codes.items()
+                if code != 0 and not (name == "writer" and self.writer_killed)}
+
+    def published(self) -> set[int]:
+        """The generations whose reference was published (all a trainer can know of)."""
+        path = self.root / "refs.jsonl"
+        gens = set()
+        for line in path.read_text().splitlines() if path.exists() else []:
+            with contextlib.suppress(ValueError, TypeError, IndexError):  # the null, or a line cut by a kill
+                gens.add(int(json.loads(line)[3]))
+        return gens
 
     def counts(self) -> dict[str, int]:
         w, ts = self.writer(), self.trainers()
-        written = int(w.get("written", 0))
+        # a killed writer leaves no stats: its payloads are those it published (the others, refused
+        # or never announced, died with it and no trainer could know of them)
+        gens = set(range(1, int(w["written"]) + 1)) if w else self.published()
         delivered = {g for t in ts for g in t["delivered"]}
         received = Counter(g for t in ts for g in t["received"] if g > 0)
         ledger = set(w.get("refused", [])) | set(w.get("overwritten", [])) | {g for t in ts for g, _ in t["lost"]}
         return {
-            "payloads_written": written,
+            "payloads_written": len(gens),
             "delivered": sum(len(t["delivered"]) for t in ts),
             "torn": sum(len(t["torn"]) for t in ts),
             "duplicates": sum(n - 1 for n in received.values() if n > 1),
             "lost_recorded": len(ledger - delivered),
-            "lost_silent": len(set(range(1, written + 1)) - delivered - ledger),
+            "lost_silent": len(gens - delivered - ledger),
             "bytes": sum(int(t["bytes"]) for t in ts),
         }
 
     def replay_consts(self) -> dict[str, int]:
         attempts = max((int(t.get("attempts", 0)) for t in self.trainers()), default=1)
-        return replay_consts(self.config.slots, int(self.writer().get("written", 0)),
+        # the writes the writer's trace holds (a killed writer's trace is flushed event by event)
+        writes = sum(text.count('"action":"write"') for text in
+                     (p.read_text() for p in self.traces.glob("writer-*.jsonl")))
+        return replay_consts(self.config.slots, writes,
                              attempts * self.options.clients, self.options.clients, self.config.attempts)
 
 
@@ -105,6 +122,7 @@ def run_slots(config: RingConfig, root: Path, options: SlotsOptions,
                                        stdout=subprocess.DEVNULL, stderr=errs[name], env=env)
 
     started = time.monotonic()
+    killed = False
     try:
         start("writer", ["writer", "--faults", json.dumps(asdict(options.faults))])
         for i in range(options.clients):
@@ -112,7 +130,15 @@ def run_slots(config: RingConfig, root: Path, options: SlotsOptions,
         deadline = started + options.timeout_s + 10
         trainers = [n for n in procs if n != "writer"]
         while time.monotonic() < deadline and any(procs[n].poll() is None for n in trainers):
-            if procs["writer"].poll() is not None:  # the writer died: nothing more will be served
+            kill_at = options.kill_writer_after_s
+            if kill_at and not killed and (root / "ready-writer").exists() \
+                    and time.time() - (root / "ready-writer").stat().st_mtime >= kill_at:
+                procs["writer"].kill()  # by its pid: a process this run started
+                procs["writer"].wait()
+                killed = True
+            if procs["writer"].poll() is not None:  # the writer is gone: no more references will come
+                with open(root / "refs.jsonl", "a", encoding="utf-8") as refs:
+                    refs.write("\nnull\n")
                 break
             if progress is not None:
                 progress(_progress_line(root, options))
@@ -131,7 +157,7 @@ def run_slots(config: RingConfig, root: Path, options: SlotsOptions,
     stats = [json.loads(p.read_text()) for p in sorted(root.glob("stats-*.json"))]
     stderr = {n: (root / f"{n}.stderr").read_text(errors="replace")[-2000:] for n in procs}
     return SlotsRun(config, options, root, time.monotonic() - started, stats,
-                    {n: p.returncode for n, p in procs.items()}, stderr)
+                    {n: p.returncode for n, p in procs.items()}, stderr, writer_killed=killed)
 
 
 def _progress_line(root: Path, options: SlotsOptions) -> str:

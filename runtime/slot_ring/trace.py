@@ -23,14 +23,17 @@ from .config import protocol_spec
 class SpecTrace:
     """One process's JSONL events of ``machine`` (a machine of slot_ring.rf), or nothing (None path)."""
 
-    def __init__(self, machine: str, directory: Path | None, stem: str) -> None:
+    def __init__(self, machine: str, directory: Path | None, stem: str, *, flush_each: bool = False) -> None:
         cls = machine_class(protocol_spec(), machine)
         self._info: dict[str, ActionInfo] = {a.name: a for a in cls.ACTIONS}
         self.recorder = Recorder.for_process(directory, stem) if directory is not None else None
+        self._flush = flush_each  # a process that may be killed keeps its events on disk as it goes
 
     def __call__(self, action: str, *args: Any) -> None:
         if self.recorder is not None:
             self.recorder.record(self._info[action], args)
+            if self._flush:
+                self.recorder.flush()
 
     def close(self) -> None:
         if self.recorder is not None:

@@ -63,7 +63,8 @@ def run_writer(cfg: RingConfig, faults: Faults, run: Path, payloads: int, rate: 
                ports: int, clients: int) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    trace = SpecTrace(cfg.spec_machine, run / "traces", "writer")
+    # flushed per event: the demo may kill this process, and its events are what the replay needs
+    trace = SpecTrace(cfg.spec_machine, run / "traces", "writer", flush_each=True)
     ring = SlotRing(cfg, trace)
     server = SlotServer(ring, ports=ports, faults=faults)
     loop = asyncio.new_event_loop()
@@ -74,6 +75,7 @@ def run_writer(cfg: RingConfig, faults: Faults, run: Path, payloads: int, rate: 
         bound = asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)
         _write_json(run / PORTS, bound)
         _wait_for_trainers(run, clients, stop)
+        (run / "ready-writer").touch()  # writing starts (the demo's clock for --kill-server-after)
         period = 1.0 / rate if rate > 0 else 0.0
         started = time.monotonic()
         with open(run / REFS, "a", encoding="utf-8") as refs:
@@ -125,7 +127,10 @@ def _refs(path: Path, index: int, clients: int, stop_at: float) -> Any:
         buf += chunk
         *lines, buf = buf.split("\n")
         for line in lines:
-            v = json.loads(line)
+            try:
+                v = json.loads(line)
+            except json.JSONDecodeError:  # empty, or cut short by a killed writer
+                continue
             if v is None:
                 return
             ref = Ref.from_json(v)
