@@ -121,7 +121,7 @@ def add_slots_parser(which: Any) -> None:
     s.add_argument("--kill-handler-after", type=int, default=0, metavar="N",
                    help="the N-th handler dies mid-send and never finalises (default 0: none)")
     s.add_argument("--late-timeout", type=int, default=0, metavar="K",
-                   help="every K-th attempt of a client times out after its payload arrived (X5; default 0)")
+                   help="every K-th attempt of a client, from its first, times out after its payload arrived (X5; default 0)")
     s.add_argument("--kill-server-after", type=float, default=0.0, metavar="SECONDS",
                    help="SIGKILL the writer process (ring and server) this long after writing starts (default 0: "
                         "never); every reference it published must end delivered or recorded lost")

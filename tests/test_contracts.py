@@ -44,7 +44,7 @@ def test_importing_spec_and_runtime_does_not_load_z3() -> None:
 
 
 def test_the_runtimes_never_load_z3_or_the_cli() -> None:
-    """Trainers import the ckpt and scheduler runtimes: they build machines through codegen,
+    """Trainers import the ckpt, scheduler and transport runtimes: they build machines through codegen,
     never the engines."""
     for path in (ROOT / "runtime").rglob("*.py"):
         for mod in _imports(path):
@@ -56,5 +56,8 @@ def test_the_runtimes_never_load_z3_or_the_cli() -> None:
             "import racefree.runtime.gpu_sched.demo, racefree.runtime.gpu_sched.handle; "
             "from racefree.runtime.gpu_sched import SchedConfig, SchedulerCore; "
             "SchedulerCore(SchedConfig(pipelines=3, gpus=6)).cycle(); "
+            "import racefree.runtime.slot_ring.worker, racefree.runtime.slot_ring.demo; "
+            "from racefree.runtime.slot_ring import RingConfig, SlotRing; "
+            "r = SlotRing(RingConfig(slots=3, slot_bytes=128)); r.write(fill=lambda b: 8); r.close(); "
             "sys.exit(1 if 'z3' in sys.modules or 'racefree.verification' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

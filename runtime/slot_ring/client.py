@@ -90,10 +90,11 @@ class ClientStats:
 
 @dataclass(frozen=True)
 class ClientFaults:
-    late_timeout_every: int = 0  # every k-th attempt times out after its payload arrived (X5)
+    late_timeout_every: int = 0  # every k-th attempt, from the first, times out after its payload arrived (X5)
+    late_delay_s: float = 0.05   # ... this long after (a deadline that fires late: a busy event loop)
 
     def late(self, attempt: int) -> bool:
-        return self.late_timeout_every > 0 and (attempt + 1) % self.late_timeout_every == 0
+        return self.late_timeout_every > 0 and attempt % self.late_timeout_every == 0
 
 
 class _Failed(Exception):
@@ -187,6 +188,7 @@ class SlotClient:
             if (cs, cg, cn, ct) != (slot, gen, nbytes, token):
                 raise _Failed(f"COMMIT {(cs, cg, cn, ct)} does not match OK {(slot, gen, nbytes, token)}")
         if self.faults.late(attempt):
+            await asyncio.sleep(self.faults.late_delay_s)
             raise _Failed("fault injection: the deadline fired after the payload arrived")
         return Kind.OK, Payload(ref.gen, buf)
 

@@ -49,7 +49,9 @@ def record(kind: Kind, slot: int, gen: int, nbytes: int = 0, token: int = 0) -> 
 
 
 def empty_record() -> np.ndarray:
-    return np.zeros(RECORD_WORDS, dtype=RECORD)
+    """A buffer to receive a record into, every word -1: a shorter message completes the receive
+    silently (UCX), and the words it did not reach stay negative, which no record has."""
+    return np.full(RECORD_WORDS, -1, dtype=RECORD)
 
 
 def parse_record(buf: np.ndarray, expect: tuple[Kind, ...]) -> tuple[Kind, int, int, int, int]:
@@ -63,7 +65,7 @@ def parse_record(buf: np.ndarray, expect: tuple[Kind, ...]) -> tuple[Kind, int, 
     if kind not in expect:
         raise WireError(f"expected {'/'.join(k.name for k in expect)}, got {kind.name} {words[1:]}")
     if min(words[1:]) < 0:
-        raise WireError(f"{kind.name} record with a negative field: {words[1:]}")
+        raise WireError(f"{kind.name} record with a negative field (a truncated message?): {words[1:]}")
     return kind, words[1], words[2], words[3], words[4]
 
 
