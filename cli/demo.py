@@ -119,7 +119,7 @@ def add_slots_parser(which: Any) -> None:
     s.add_argument("--drop-connection", type=int, default=0, metavar="K",
                    help="every K-th handler drops its connection instead of sending the payload (default 0: none)")
     s.add_argument("--kill-handler-after", type=int, default=0, metavar="N",
-                   help="the N-th handler dies mid-send and never finalises (default 0: none)")
+                   help="the handler of the N-th granted request dies mid-send and never finalises (default 0: none)")
     s.add_argument("--late-timeout", type=int, default=0, metavar="K",
                    help="every K-th attempt of a client, from its first, times out after its payload arrived (X5; default 0)")
     s.add_argument("--kill-server-after", type=float, default=0.0, metavar="SECONDS",

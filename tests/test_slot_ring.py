@@ -427,6 +427,11 @@ def test_a_killed_server_process(tmp_path: Path) -> None:
     assert r["payloads_written"] < 400  # it died before the end
 
 
+def test_the_server_machines_check(run_cli: Any) -> None:
+    code, out, _ = run_cli("check", "spec/protocols/endless/slot_ring_server.rf", "--quiet")
+    assert code == 0 and "0 not as expected" in out
+
+
 def test_demo_slots_rejects_bad_options(run_cli: Any) -> None:
     for argv in (["--clients", "0"], ["--stall-every", "0"], ["--rate", "-1"], ["--slots", "0"]):
         code, _, err = run_cli("demo", "slots", *argv)

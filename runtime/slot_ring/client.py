@@ -115,8 +115,12 @@ class SlotClient:
         self._quarantine: dict[tuple[str, int], float] = {}
         self._rr = 0
 
-    async def fetch(self, ref: Ref) -> Payload:
-        """The payload of ``ref``, whole and of its generation (fenced), or PayloadLost (recorded)."""
+    async def fetch(self, ref: Ref, out: np.ndarray | None = None) -> Payload:
+        """The payload of ``ref``, whole and of its generation (fenced), or PayloadLost (recorded).
+
+        ``out`` (uint8, at least ``ref.nbytes``): the first attempt receives into it, as a trainer's
+        pinned receive buffer would (the payload then views it). A retry always receives into a
+        fresh buffer: a cancelled receive of a failed attempt may still land in the old one."""
         self.stats.fetched += 1
         c = self.client
         self.trace("claim", c, ref.gen)
@@ -136,7 +140,8 @@ class SlotClient:
                 continue
             self.trace("issue", c, hid)
             try:
-                outcome = await asyncio.wait_for(self._attempt(ep, ref, hid, att, self.stats.attempts - 1),
+                into = out if att == 0 and out is not None and len(out) >= ref.nbytes else None
+                outcome = await asyncio.wait_for(self._attempt(ep, ref, hid, att, self.stats.attempts - 1, into),
                                                  self.config.deadline(ref.nbytes))
             except (TimeoutError, _Failed, WireError, Exception) as exc:  # noqa: BLE001 - any failure fails the attempt
                 self.stats.failed_attempts += 1
@@ -160,7 +165,8 @@ class SlotClient:
         self.stats.lost_budget += 1
         raise PayloadLost(ref.gen, f"{self.config.attempts} attempts failed")
 
-    async def _attempt(self, ep: Any, ref: Ref, hid: int, att: int, attempt: int) -> tuple[Kind, Payload | None]:
+    async def _attempt(self, ep: Any, ref: Ref, hid: int, att: int, attempt: int,
+                       into: np.ndarray | None) -> tuple[Kind, Payload | None]:
         """One attempt (``att``: its number within the reference, for the server's fault plan and
         logs; ``attempt``: this client's count)."""
         fenced = self.config.fenced
@@ -178,7 +184,8 @@ class SlotClient:
             return kind, None
         if fenced and nbytes != ref.nbytes:
             raise _Failed(f"OK for {nbytes} bytes, the reference says {ref.nbytes}")
-        buf = np.empty(max(ref.nbytes, OVERHEAD), dtype=np.uint8)  # fresh per attempt: a cancelled recv may land late
+        # fresh per attempt unless the caller's: a cancelled receive may land late
+        buf = into[:ref.nbytes] if into is not None else np.empty(max(ref.nbytes, OVERHEAD), dtype=np.uint8)
         await ep.recv(buf)
         if fenced:
             check_stamp(buf, ref.gen, ref.nbytes)

@@ -7,9 +7,10 @@ compare-and-set took) COMMIT(slot, gen, nbytes, token). A STALE or BUSY reply en
 and the connection stays open. A bad request gets an ERR record and its endpoint is closed; the
 server keeps serving. Fenced also runs the reaper (a lease on every grant).
 
-``Faults`` injects the failures the brief's scenarios need, per request number (from 1, in the
+``Faults`` injects the failures the brief's scenarios need, by request number (from 1, in the
 order requests reach the server): a stall before the payload, a dropped connection instead of
-the payload, a handler that dies mid-send (it never finalises: the spec's wedge).
+the payload, and by granted request, a handler that dies mid-send (it never finalises: the
+spec's wedge).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Faults:
     stall_s: float = 0.0      # seconds a stalled handler sleeps between OK and the payload
     stall_every: int = 0      # every k-th request stalls, if it is a reference's first attempt (0: none)
     drop_every: int = 0       # every k-th request's connection is dropped instead of the payload
-    kill_after: int = 0       # the n-th request's handler dies mid-send (0: none)
+    kill_after: int = 0       # the handler of the n-th granted request dies mid-send (0: none)
     late_commit_s: float = 0.0  # every stalled request also waits this long before its finaliser
 
     def stalls(self, n: int, attempt: int) -> bool:
@@ -176,7 +177,7 @@ class SlotServer:
             await asyncio.wait_for(ep.send(record(Kind.OK, slot, grant.gen, grant.nbytes, token)), cfg.deadline_s)
             if stall:
                 await asyncio.sleep(f.stall_s)
-            if f.kills(n):  # dies mid-send: nothing more of this handler, ever (the spec's wedge)
+            if f.kills(self.stats.granted):  # dies mid-send: nothing more of this handler, ever (the spec's wedge)
                 ring.send_start(hid, wedge=True)
                 self.stats.killed += 1
                 await close_endpoint(ep, cfg.close_s, abort=True)
