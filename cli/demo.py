@@ -278,7 +278,6 @@ def cmd_demo_sched(args: argparse.Namespace) -> int:
     from racefree.runtime.gpu_sched.config import SchedConfig
     from racefree.runtime.gpu_sched.demo import DemoOptions, run_demo
 
-    from .main import Progress
 
     try:
         config = SchedConfig(policy=args.policy, pipelines=args.pipelines, gpus=args.gpus, rollouts=args.rollouts,
@@ -299,17 +298,26 @@ def cmd_demo_sched(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"racefree demo sched: {exc}", file=sys.stderr)
         return 2
+    return _run_reported("sched", args, lambda root, progress: sched_report(
+        run_demo(config, options, root, progress=progress)), _sched_text)
+
+
+def _run_reported(system: str, args: argparse.Namespace, run: Any, text: Any) -> int:
+    """Run a demo in ``--dir`` (or a temporary folder, removed), print its report (``--json``
+    or ``text``); exit 0 when it says ok, 1 otherwise, 2 for a --dir that is not a folder."""
+    from .main import Progress
+
     if args.dir is not None and args.dir.exists() and not args.dir.is_dir():
-        print(f"racefree demo sched: --dir {args.dir} exists and is not a folder", file=sys.stderr)
+        print(f"racefree demo {system}: --dir {args.dir} exists and is not a folder", file=sys.stderr)
         return 2
-    temp = None if args.dir else Path(tempfile.mkdtemp(prefix="racefree-sched-"))
-    root = args.dir or temp  # type: ignore[assignment]
+    temp = None if args.dir else Path(tempfile.mkdtemp(prefix=f"racefree-{system}-"))
+    root = args.dir or temp
     progress = Progress(not args.json)
     try:
-        report = sched_report(run_demo(config, options, root, progress=progress))
+        report = run(root, progress)
     except KeyboardInterrupt:
         progress.clear()
-        print("racefree demo sched: interrupted", file=sys.stderr)
+        print(f"racefree demo {system}: interrupted", file=sys.stderr)
         return 130
     finally:
         progress.clear()
@@ -317,7 +325,7 @@ def cmd_demo_sched(args: argparse.Namespace) -> int:
             shutil.rmtree(temp, ignore_errors=True)
     if temp is not None:
         report["dir"] = report["replay_command"] = None
-    print(json.dumps(report) if args.json else _sched_text(report))
+    print(json.dumps(report) if args.json else text(report))
     return 0 if report["ok"] else 1
 
 
@@ -328,7 +336,6 @@ def cmd_demo_slots(args: argparse.Namespace) -> int:
     from racefree.runtime.slot_ring.server import Faults
     from racefree.runtime.slot_ring.wire import OVERHEAD
 
-    from .main import Progress
 
     try:
         payload_bytes = int(args.payload_kb * 1024)
@@ -350,26 +357,8 @@ def cmd_demo_slots(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"racefree demo slots: {exc}", file=sys.stderr)
         return 2
-    if args.dir is not None and args.dir.exists() and not args.dir.is_dir():
-        print(f"racefree demo slots: --dir {args.dir} exists and is not a folder", file=sys.stderr)
-        return 2
-    temp = None if args.dir else Path(tempfile.mkdtemp(prefix="racefree-slots-"))
-    root = args.dir or temp  # type: ignore[assignment]
-    progress = Progress(not args.json)
-    try:
-        report = slots_report(run_slots(config, root, options, progress=progress))
-    except KeyboardInterrupt:
-        progress.clear()
-        print("racefree demo slots: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        progress.clear()
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
-    if temp is not None:
-        report["dir"] = report["replay_command"] = None
-    print(json.dumps(report) if args.json else _slots_text(report))
-    return 0 if report["ok"] else 1
+    return _run_reported("slots", args, lambda root, progress: slots_report(
+        run_slots(config, root, options, progress=progress)), _slots_text)
 
 
 # how far a trainer's clock may run ahead of the writer's "sent" for the same payload

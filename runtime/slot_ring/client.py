@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -85,7 +85,6 @@ class ClientStats:
     busy: int = 0
     failed_attempts: int = 0
     connect_failures: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import WireError
@@ -60,7 +60,6 @@ class ServerStats:
     failed: int = 0
     bad_requests: int = 0
     killed: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 async def close_endpoint(ep: Any, period_s: float, *, abort: bool = False) -> None:
