@@ -329,19 +329,35 @@ def test_a_malformed_request_costs_its_endpoint_not_the_server(tmp_path: Path) -
     assert got == 1  # and the server kept serving
 
 
-def test_a_bad_reply_fails_the_attempt_and_its_endpoint_is_never_pooled(tmp_path: Path) -> None:
+# what a broken (or lying) server sends after the request: each must fail the attempt
+LIES = {
+    "a COMMIT where OK belongs": [record(Kind.COMMIT, 0, 1, 64, 1)],
+    "OK for another generation": [record(Kind.OK, 0, 2, 64, 1)],
+    "a record where the payload belongs": [record(Kind.OK, 0, 1, 64, 1), record(Kind.ERR, 0, 1)],
+    "a payload of another generation": [record(Kind.OK, 0, 1, 64, 1), None],
+    "a payload longer than OK said": [record(Kind.OK, 0, 1, 64, 1), np.zeros(128, dtype=np.uint8)],
+}
+
+
+@pytest.mark.parametrize("lie", list(LIES))
+def test_a_bad_reply_fails_the_attempt_and_its_endpoint_is_never_pooled(lie: str) -> None:
     cfg = RingConfig(policy="fenced", slots=1, slot_bytes=4096, attempts=2, deadline_s=0.5, connect_s=1.0)
     client = SlotClient(cfg)
     seen: list[int] = []
+    foreign = np.zeros(64, dtype=np.uint8)
+    from racefree.runtime.slot_ring.wire import stamp_into
 
-    async def liar(ep: Any) -> None:  # answers every request with a COMMIT where OK belongs
+    stamp_into(foreign, 2, 64)  # whole, but generation 2's
+
+    async def liar(ep: Any) -> None:
         req = np.zeros(5, dtype=np.int64)
         try:
             await ep.recv(req)
             seen.append(int(req[3]))
-            await ep.send(record(Kind.COMMIT, 0, 1, 64, 1))
+            for msg in LIES[lie]:
+                await ep.send(foreign if msg is None else msg)
             await asyncio.sleep(1)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the client closed the endpoint
             pass
 
     async def main() -> Any:
@@ -349,14 +365,14 @@ def test_a_bad_reply_fails_the_attempt_and_its_endpoint_is_never_pooled(tmp_path
         try:
             with pytest.raises(PayloadLost, match="2 attempts failed"):
                 await client.fetch(Ref(HOST, (lst.port,), 0, 1, 64))
-            assert not any(client._pool.values())  # noqa: SLF001
+            assert not any(client._pool.values())  # noqa: SLF001 - nothing was pooled
         finally:
             await client.close()
             lst.close()
 
     asyncio.run(main())
     assert seen == [0, 1]  # two attempts, each its own handler id
-    assert client.stats.failed_attempts == 2
+    assert client.stats.failed_attempts == 2 and client.stats.delivered == 0
 
 
 def test_a_stopped_server_is_a_recorded_loss_not_a_hang(tmp_path: Path) -> None:
@@ -425,6 +441,33 @@ def test_a_killed_server_process(tmp_path: Path) -> None:
     assert r["server_killed"] and r["failed_workers"] == {}
     assert (r["torn"], r["duplicates"], r["lost_silent"], r["replay"]) == (0, 0, 0, "ok"), r
     assert r["payloads_written"] < 400  # it died before the end
+
+
+def _event(seq: int, t: float, role: str, action: str, args: dict[str, int | bool]) -> str:
+    return json.dumps({"seq": seq, "time": t, "machine": "SlotRingPostFix", "role": role, "action": action,
+                       "args": args, "pid": 1})
+
+
+def test_replay_skew_orders_a_receive_recorded_before_its_send(tmp_path: Path, run_cli: Any) -> None:
+    # the trainer recorded its recv 10 ms before the server recorded the send_end it depends on
+    (tmp_path / "server.jsonl").write_text("\n".join([
+        _event(1, 1.0, "writer", "write", {}), _event(2, 3.0, "server", "accept", {"h": 0, "stall": False}),
+        _event(3, 4.0, "server", "send_start", {"h": 0, "stall": False}),
+        _event(4, 6.0, "server", "send_end", {"h": 0}), _event(5, 7.0, "server", "finalise", {"h": 0})]) + "\n")
+    (tmp_path / "client.jsonl").write_text("\n".join([
+        _event(1, 2.0, "client", "claim", {"c": 0, "g": 1}), _event(2, 2.5, "client", "issue", {"c": 0, "h": 0}),
+        _event(3, 5.99, "client", "recv", {"c": 0})]) + "\n")
+    argv = ["replay", str(protocol_spec()), "--machine", "SlotRingPostFix", "--const", "G=1", "--const", "H=1",
+            "--const", "C=1", str(tmp_path / "server.jsonl"), str(tmp_path / "client.jsonl")]
+    code, out, _ = run_cli(*argv)
+    assert code == 1 and "client.recv(c=0)" in out  # strictly by time: the recv comes first, refused
+    code, out, _ = run_cli(*argv, "--skew", "0.05")
+    assert code == 0 and "no invariant is violated" in out
+    code, out, _ = run_cli(*argv, "--skew", "0.001")  # 10 ms is more than this skew allows
+    assert code == 1
+    with pytest.raises(SystemExit) as exc:
+        run_cli(*argv, "--skew", "-1")
+    assert exc.value.code == 2
 
 
 def test_the_server_machines_check(run_cli: Any) -> None:
