@@ -273,3 +273,45 @@ def test_fenced_ckpt_properties_have_teeth(tmp_path: Path) -> None:
     m = variant("  fair expire\n", "")
     res = MachineChecker(m, Options()).check("loads_complete")
     assert res.verdict == "violated" and "die" in [s.action for s in res.trace], res.detail
+
+
+# The brief's named pre_fix scenarios (slot_ring.md §6), step for step: they need four handler
+# records and three payloads, past the bundled instance. (action, args) per step.
+OLD_A = [  # C fans r1 out to Ha, Hb; Hb stalls; the retry's Hc frees the slot under chunk 1; Hd serves P2's half
+    ("write", (2,)), ("claim", (0, 1)), ("issue_fanout", (0, 0, 1)), ("accept", (0, False)), ("accept", (1, False)),
+    ("send_start", (0, False)), ("send_end", (0,)), ("timeout", (0,)), ("issue_fanout", (0, 2, 3)),
+    ("accept", (2, False)), ("send_start", (2, False)), ("send_end", (2,)), ("finalise", (2,)),
+    ("write", (2,)), ("accept", (3, False)), ("send_start", (3, False)), ("send_end", (3,)),
+    ("recv", (0,)),  # P1's head + P2's tail accepted as r1
+    ("fail", (1, False)), ("finalise", (1,)),  # Hb wakes and fails: READY again, P2 served again
+]
+OLD_B = [  # Ha opens P1 and stalls; Hb re-enters and frees it; Ha's late completion frees C2's P2 period
+    ("write", (1,)), ("claim", (0, 1)), ("issue", (0, 0)), ("accept", (0, False)), ("send_start", (0, False)),
+    ("timeout", (0,)), ("issue", (0, 1)), ("accept", (1, False)), ("send_start", (1, False)), ("send_end", (1,)),
+    ("finalise", (1,)), ("recv", (0,)),
+    ("write", (2,)), ("claim", (1, 2)), ("issue_fanout", (1, 2, 3)), ("accept", (2, False)),
+    ("send_start", (2, False)), ("send_end", (2,)),
+    ("send_end", (0,)), ("finalise", (0,)),  # Ha's late completion: rc to 0, FREE under C2
+    ("write", (1,)), ("accept", (3, False)), ("send_start", (3, False)), ("send_end", (3,)),
+    ("recv", (1,)),  # P2 | P3 accepted as r2
+]
+
+
+@pytest.mark.parametrize(("name", "steps", "breaks"), [
+    ("OLD-A", OLD_A, {"single_owner_finalise": 13, "no_torn_delivery": 18}),
+    ("OLD-B", OLD_B, {"single_owner_finalise": 11, "no_torn_delivery": 25}),
+])
+def test_old_a_and_old_b_replay_step_by_step(name: str, steps: list[tuple[str, tuple[object, ...]]],
+                                            breaks: dict[str, int]) -> None:
+    from racefree.spec.interp import Interpreter
+
+    interp = Interpreter(load_instance(PROTOCOLS / "slot_ring.rf", "SlotRingPreFix", {"H": 4, "G": 3}))
+    state, first = interp.init, {}
+    for i, (action, args) in enumerate(steps, 1):
+        nxt = interp.step(state, action, args)
+        assert nxt is not None, f"{name} step {i}: {action}{args} is not enabled"
+        state = nxt
+        for prop, holds in interp.invariants.items():
+            if not holds(state):
+                first.setdefault(prop, i)
+    assert {p: first[p] for p in breaks} == breaks, first
