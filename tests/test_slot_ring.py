@@ -418,7 +418,10 @@ def test_fenced_demo_with_every_fault_loses_nothing_silently(tmp_path: Path) -> 
 def test_upstream_policies_break_under_the_same_faults(policy: str, tmp_path: Path) -> None:
     r = _demo(tmp_path, policy, attempts=3, **FAULTS)
     assert r["replay"] == "violation" and r["failed_workers"] == {}
-    assert "single_owner_finalise" in r["replay_violations"], r["replay_violations"]
+    # which of the brief's bugs a run meets depends on its timing (X2, X3, X5 are pinned one by one
+    # above); pre_fix's ready_count_exact (X7) breaks on any grant, so it does not count here
+    assert set(r["replay_violations"]) & {"single_owner_finalise", "no_torn_delivery", "at_most_once",
+                                          "no_silent_loss", "no_ghost_ready"}, r["replay_violations"]
 
 
 @pytest.mark.slow

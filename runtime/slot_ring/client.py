@@ -151,11 +151,16 @@ class SlotClient:
                 continue
             kind, payload = outcome
             self.trace("recv", c)
+            if kind is Kind.STALE and self.config.policy == "pre_fix":
+                # upstream retried StaleSlotError: the attempt fails, its endpoint closed
+                self.stats.failed_attempts += 1
+                await close_endpoint(ep, self.config.close_s)
+                continue
             self._give_back(ref.host, port, ep)
             if kind is Kind.STALE:
                 self.stats.lost_stale += 1
                 raise PayloadLost(ref.gen, "stale: the slot no longer holds this generation")
-            if kind is Kind.BUSY:
+            if kind is Kind.BUSY:  # the next attempt, at once (no quarantine); the budget bounds it
                 self.stats.busy += 1
                 continue
             assert payload is not None
@@ -208,7 +213,7 @@ class SlotClient:
         return ports[self._rr % len(ports)]
 
     def _quarantine_after(self, attempt: int, host: str, port: int) -> None:
-        if attempt == 0 and self.config.quarantine_s > 0:
+        if attempt == 0 and self.config.quarantine_s > 0 and self.config.policy != "pre_fix":  # PR #695 added it
             self._quarantine[(host, port)] = time.monotonic() + self.config.quarantine_s
 
     async def _endpoint(self, host: str, port: int) -> Any:
