@@ -134,6 +134,18 @@ def test_post_fix_ring_serves_whatever_the_slot_holds() -> None:
         ring.close()
 
 
+def test_pre_fix_reports_entry_count_as_the_ready_count() -> None:
+    rings = {policy: _ring(policy) for policy in ("pre_fix", "post_fix")}
+    try:
+        for ring in rings.values():
+            w = _payload(ring, 1)
+            assert ring.ready() == 1 and ring.accept(0, w.gen, handler=0).kind is Kind.OK
+        assert (rings["pre_fix"].ready(), rings["post_fix"].ready()) == (1, 0)  # X7: READING counted as ready
+    finally:
+        for ring in rings.values():
+            ring.close()
+
+
 def test_the_ring_state_stays_the_same_size_over_a_long_run() -> None:
     ring = _ring("fenced", slots=2)
     try:

@@ -5,9 +5,9 @@ the generated server machine), ``server`` (UCXX listeners, one handler per reque
 
 from .client import ClientFaults, Payload, Ref, SlotClient
 from .config import POLICIES, RingConfig
-from .errors import PayloadLost, RingFull, TransportError, WireError
+from .errors import PayloadLost, TransportError, WireError
 from .ring import Grant, SlotRing, Written
 from .server import Faults, SlotServer
 
-__all__ = ["POLICIES", "ClientFaults", "Faults", "Grant", "Payload", "PayloadLost", "Ref", "RingConfig", "RingFull",
+__all__ = ["POLICIES", "ClientFaults", "Faults", "Grant", "Payload", "PayloadLost", "Ref", "RingConfig",
            "SlotClient", "SlotRing", "SlotServer", "TransportError", "WireError", "Written"]

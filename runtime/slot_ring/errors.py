@@ -21,7 +21,3 @@ class PayloadLost(TransportError):
         super().__init__(f"payload {gen} lost: {reason}")
         self.gen = gen
         self.reason = reason
-
-
-class RingFull(TransportError):
-    """The writer's target slot is being read: the payload was refused (and recorded as lost)."""
