@@ -159,7 +159,7 @@ class SlotServer:
                 st.busy += 1
             return await self._send_record(ep, record(grant.kind, slot, grant.gen))
         st.granted += 1
-        return await self._serve(ep, n, hid, grant, self.faults.stalls(n, attempt))
+        return await self._serve(ep, n, hid, grant, self.faults.stalls(n, attempt), self.faults.kills(st.granted))
 
     async def _send_record(self, ep: Any, rec: Any) -> bool:
         try:
@@ -169,14 +169,14 @@ class SlotServer:
             await close_endpoint(ep, self.config.close_s, abort=True)
             return False
 
-    async def _serve(self, ep: Any, n: int, hid: int, grant: Any, stall: bool) -> bool:
+    async def _serve(self, ep: Any, n: int, hid: int, grant: Any, stall: bool, die: bool) -> bool:
         ring, cfg, f = self.ring, self.config, self.faults
         slot, token = grant.slot, grant.token
         try:
             await asyncio.wait_for(ep.send(record(Kind.OK, slot, grant.gen, grant.nbytes, token)), cfg.deadline_s)
             if stall:
                 await asyncio.sleep(f.stall_s)
-            if f.kills(self.stats.granted):  # dies mid-send: nothing more of this handler, ever (the spec's wedge)
+            if die:  # mid-send: nothing more of this handler, ever (the spec's wedge)
                 ring.send_start(hid, wedge=True)
                 self.stats.killed += 1
                 await close_endpoint(ep, cfg.close_s, abort=True)
