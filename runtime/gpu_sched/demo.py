@@ -218,20 +218,22 @@ class PipelineWorker:
         await asyncio.gather(*(pg.ready() for pg in added.values()))
         self.active = new
 
-    def _gpu(self, what: str) -> Any:
-        """A placement group of one GPU, named after this pipeline (so the orchestrator can remove
-        a killed pipeline's)."""
+    def _gpu(self, what: str, n: int = 1) -> Any:
+        """A placement group of n GPUs, named after this pipeline (so the orchestrator can remove
+        a killed pipeline's). Ray places a group whole or not at all: n groups of one could each
+        get a GPU of a too-small pool and hold it while waiting for the rest, and two pipelines
+        doing that would wait on each other for good."""
         from ray.util import placement_group
 
         name = f"{gpu_prefix(self.namespace, self.handle.pid)}{what}-{uuid.uuid4().hex[:6]}"
-        return placement_group([{self.config.gpu_resource: 1}], name=name)
+        return placement_group([{self.config.gpu_resource: 1}] * n, name=name)
 
     @contextlib.asynccontextmanager
     async def _holding(self, what: str, n: int) -> AsyncIterator[None]:
         """n GPUs held from Ray for ``what`` (an init's loading, a training step)."""
         from ray.util import remove_placement_group
 
-        pgs = [self._gpu(what) for _ in range(n)]
+        pgs = [self._gpu(what, n)] if n else []
         try:
             try:
                 await asyncio.wait_for(asyncio.gather(*(pg.ready() for pg in pgs)), self.options.stall_s)
