@@ -61,3 +61,13 @@ def test_sched_benchmark_paths_run() -> None:
     assert cycles == 2 and 0 < planner <= total
     st = sched_bench.steady(2, 4, 1)
     assert st["cycles"] > 0 and 0 < st["planner_ms"] + st["machine_ms"] <= st["ms"]
+
+
+def test_transport_benchmark_paths_run() -> None:
+    import pytest
+
+    pytest.importorskip("ucxx")
+    import slot_ring  # bench/slot_ring.py: raw UCXX and the fenced transport, each a server process
+
+    assert slot_ring.raw_time(1 << 16, 3) > 0
+    assert slot_ring.fenced_time(1 << 16, 3) > 0
