@@ -61,7 +61,6 @@ class Grant:
 class _Live:
     token: int
     since: float
-    handler: int
 
 
 class SlotRing:
@@ -119,7 +118,7 @@ class SlotRing:
             kind = _REPLY[int(m.reply)]
             token = int(m.tok[slot]) if self.config.fenced else 0
             if kind is Kind.OK:
-                self._live[slot] = _Live(token, time.monotonic(), handler)
+                self._live[slot] = _Live(token, time.monotonic())
             self._mirror(slot)
             self.trace("accept", handler, False)
             return Grant(kind, slot, int(m.gen[slot]), self._sizes[slot], token)

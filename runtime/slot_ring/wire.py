@@ -27,7 +27,6 @@ from .errors import WireError
 
 RECORD = np.dtype("<i8")
 RECORD_WORDS = 5
-RECORD_BYTES = RECORD_WORDS * RECORD.itemsize
 MAGIC = 0x5246_5354_414D_5001  # "RFSTAMP\x01": differs from every record kind
 STAMP_BYTES = 3 * 8
 TRAILER_BYTES = 8
