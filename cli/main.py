@@ -187,7 +187,7 @@ def _options(args: argparse.Namespace, progress: Progress) -> Options:
     """Engine options from the command line; an option not given keeps the engine's default."""
     from racefree.verification.engine import Options
 
-    given = {k: getattr(args, k) for k in ("timeout", "rlimit", "max_states") if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("timeout", "rlimit", "max_states", "dfs_states") if getattr(args, k) is not None}
     return Options(engine=args.engine, depth=args.depth, progress=progress, symmetry=args.symmetry,
                    stutter="deadlock" if args.fair_next else "always", **given)
 
@@ -351,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "that makes an engine give up (default 100,000,000: about a minute)")
         sp.add_argument("--max-states", type=int, metavar="N",
                         help="states the explicit engine may enumerate before it reports unknown (default 5,000,000)")
+        sp.add_argument("--dfs-states", type=int, metavar="N",
+                        help="states a depth-first search for a deep bug may visit, past what breadth-first "
+                             "search and BMC reach (default 200,000)")
         sp.add_argument("--symmetry", choices=["on", "off", "count"], default="on",
                         help="safety searches keep one state per orbit of the spec's symmetric types (on, "
                              "the default); count: also report how many states those orbits hold; off: "

@@ -176,6 +176,36 @@ def test_a_starvation_that_ends_in_a_deadlock_needs_no_state_graph() -> None:
     assert checker._graph is None  # the graph was not built
     assert checker._deadlock_lasso(m.live("request_granted")) is None
 
+def test_a_starvation_too_deep_for_breadth_first_search_is_found_depth_first() -> None:
+    """When the breadth-first search for the first deadlock cannot finish (forced here with
+    max_states=10), a depth-first search looks for a deadlock where an instance's obligation is
+    pending: its run (not necessarily the shortest) plus a stutter loop, replayed as a fair lasso,
+    the same on every run. request_granted has no such deadlock: the search ends empty."""
+    m = _machine(load_file(PROTOCOLS / "gpu_alloc.rf"), "GpuAllocPreFix")
+    opt = Options(graph_states=10, max_states=10)
+    checker = MachineChecker(m, opt)
+    res = checker.check("no_starvation")
+    assert (res.verdict, res.method, res.replayed) == ("violated", "lasso", True)
+    assert "depth-first" in res.detail and res.trace[-1].action == STUTTER and res.loop_start == res.bound - 1
+    assert res.bound >= 35  # trace A's lasso is the shortest
+    assert MachineChecker(m, opt).check("no_starvation").trace == res.trace
+    assert checker._deadlock_lasso(m.live("request_granted")) is None
+
+
+def test_past_the_state_graph_safety_is_settled_from_the_states_alone() -> None:
+    """hooks_wired (10,298 states) with the state graph limited to 2,000 states: the states
+    without edges (8 times as many may be searched) still settle every safety property, with
+    the verdicts and shortest traces of the graph."""
+    m = _machine(load_file(PROTOCOLS / "gpu_alloc.rf"), "GpuAllocHooksWired")
+    small, full = MachineChecker(m, Options(graph_states=2_000)), MachineChecker(m, Options())
+    for name in ["no_empty_dispatch", *(i.name for i in m.invariants if i.name != "no_empty_dispatch"),
+                 ir.DEADLOCK_FREE]:
+        got, want = small.check(name), full.check(name)
+        assert (got.verdict, got.method, got.bound) == (want.verdict, "explicit", want.bound), name
+        assert got.trace == want.trace, name
+    assert small._graph is None and small.wide() is not None and small.wide().size == STATE_COUNTS[m.name]
+
+
 FENCED = [("slot_ring.rf", "SlotRingFenced"), ("slot_ring.rf", "SlotRingFencedLeaseReaper"),
           ("gpu_alloc.rf", "GpuAllocFenced"), ("ckpt_retention.rf", "CkptFenced")]
 
@@ -220,22 +250,56 @@ def test_a_missing_lemma_costs_the_proof() -> None:
     assert res.verdict == "holds" and res.method != "proof", res.detail
 
 
+def _stale_clears(steps: list[tuple[str, tuple]], after: str) -> list[int]:
+    """Where a clear of rollout 0 is delivered after ``after`` of the same pipeline's rollout 1
+    (its begin report; or its signal, the first one after its first release): the reordering of
+    traces B' and W3."""
+    def began(p: int, upto: int) -> bool:
+        if after == "deliver_begin":
+            return ("deliver_begin", (p, 1)) in steps[:upto]
+        first_release = steps.index(("release", (p,))) if ("release", (p,)) in steps[:upto] else upto
+        return ("signal", (p,)) in steps[first_release:upto]
+    return [i for i, (a, args) in enumerate(steps) if a == "deliver_clear" and args[1] == 0 and began(args[0], i)]
+
+
 @pytest.mark.slow
 def test_trace_b_prime_at_two_rollouts() -> None:
     """gpu_alloc hooks_wired with a second rollout (R = 2; the bundled instance has R = 1): the
     brief's trace B'. A clear of rollout 0 delivered after the begin report of rollout 1
     erases the pipeline's progress; nothing is queued for it, so the planner never sees it
-    again: a fair lasso in which it starves. 2,541,943 states, so the state graph is allowed
-    to be larger than `racefree check`'s default."""
+    again and the run stops with the pipeline starved. 2,541,943 states: past the state graph's
+    default size, so the lasso is the first deadlock of the breadth-first search, plus a
+    stutter loop there (the shortest such run), replayed."""
     m = load_instance(PROTOCOLS / "gpu_alloc.rf", "GpuAllocHooksWired", {"R": 2})
-    checker = MachineChecker(m, Options(graph_states=3_000_000))
+    checker = MachineChecker(m, Options())
     res = checker.check("no_starvation")
     assert res.verdict == "violated" and res.method == "lasso" and res.replayed and res.trace
+    assert "breadth-first" in res.detail, res.detail
     steps = [(s.action, s.args) for s in res.trace]
-    stale = [i for i, (a, args) in enumerate(steps) if a == "deliver_clear" and args[1] == 0
-             and ("deliver_begin", (args[0], 1)) in steps[:i]]
-    assert stale, steps  # the stale clear, after the same pipeline's begin of rollout 1
+    assert _stale_clears(steps, "deliver_begin"), steps
     assert checker.check("rollouts_complete").verdict == "violated"
+
+
+@pytest.mark.slow
+def test_trace_w3_at_two_rollouts() -> None:
+    """gpu_alloc post_fix at R = 2: a stale clear (W3). The clear of rollout 0 is delivered after
+    the pipeline's rollout-1 signal and erases rollout_open_pipelines; the signal times out
+    (W1), the rollout is dispatched with no rank, and the planner never sees the pipeline again.
+    Over 60 million states, too many for any breadth-first search here: the depth-first search
+    for a deadlock with the obligation pending finds the run (not the shortest), replayed.
+    max_states is lowered so that the breadth-first attempt before it gives up sooner."""
+    m = load_instance(PROTOCOLS / "gpu_alloc.rf", "GpuAllocPostFix", {"R": 2})
+    checker = MachineChecker(m, Options(max_states=1_000_000))
+    res = checker.check("no_starvation")
+    assert res.verdict == "violated" and res.method == "lasso" and res.replayed and res.trace
+    assert "depth-first" in res.detail, res.detail
+    steps = [(s.action, s.args) for s in res.trace]
+    assert _stale_clears(steps, "signal"), steps
+    names = [v.name for v in m.vars]
+    pc, ranks = names.index("pc"), names.index("ranks")
+    genr = m.vars[pc].ty.value.members.index("GENR")  # type: ignore[union-attr]
+    end = res.trace[-1].state
+    assert any(end[pc][q] == genr and not end[ranks][q] for q in range(2)), end  # dispatched, no rank, for good
 
 
 @pytest.mark.slow

@@ -9,13 +9,16 @@ cannot finish).
 
 Liveness: the state graph first when the fast engine translates the machine and the
 graph fits in ``graph_states`` (fair SCCs: exact, and cheaper than a failed proof
-attempt); then liveness-to-safety proofs on slices; otherwise the shortest fair lasso on
+attempt); then, for an expected violation, a run that ends in a deadlock with the
+obligation pending (the first deadlock breadth-first, else depth-first); then
+liveness-to-safety proofs on slices; otherwise the shortest fair lasso on
 the whole machine, replayed; otherwise a whole-machine proof; otherwise ``unknown``
 with the lasso length searched.
 
 The state graph: when the reachable states fit in ``graph_states`` the graph is built
 once per machine (by the fast engine, bfs.py, when the machine compiles to it) and
-shared. It settles a
+shared; past ``graph_states``, the states alone (no edges) up to ``max_states`` settle safety
+the same way. It settles a
 property exactly (shortest safety traces in BFS order, fair cycles by SCC
 analysis), which on protocol models with many interleavings is far cheaper than
 deep BMC or lasso unrolling, and needs no Z3 encoding. It is searched first for a
@@ -69,6 +72,9 @@ SYMBOLIC_FIRST_MAX_NODES = 5_000  # above this many IR nodes in its actions, a m
 # about a second; past it, a symbolic query per question is usually the cheaper answer.
 DIAGNOSTIC_STATES = 100_000
 SHALLOW_DEPTH = 10  # an expected violation is first looked for this deep by BMC, before any state graph
+# Past the state graph's size, safety is settled from the states alone (no edges, no reverse
+# index, no liveness masks: a few times cheaper per state), this many times further.
+WIDE_FACTOR = 8
 Progress = Callable[[str], None]
 
 
@@ -133,6 +139,7 @@ class MachineChecker:
         self._reduced: Search | None | bool = False  # False: not searched yet; None: too large
         self._reduced_early: Search | None = None  # stopped once the expected violations were found
         self._deadlocked: Search | None | bool = False  # stopped at the first deadlock (False: not searched)
+        self._wide: Search | None | bool = False  # every state up to max_states, no edges (False: not searched)
         self._symmetry_unused = ""  # why declared symmetric types are not used, if they are not
         self._lemmas: list[str] | None = None  # Houdini's survivors among the declared invariants
         self._lemma_text = ""  # their conjunction, the certificate of every property they prove
@@ -210,8 +217,11 @@ class MachineChecker:
                 # instance's size. A machine with expected bugs builds the graph for their traces
                 # anyway, and the graph then settles the rest exactly.
                 res = self._lemma_proof(p)
-            if res is None and (self.graph_first or self.m.expected(prop) == "violated" or self._graph or self._reduced):
-                res = self._graph_search(p)  # exact on small instances: shortest trace, or every state seen
+            if res is None and (self.graph_first or self.m.expected(prop) == "violated" or self._graph or self._reduced
+                                or (self._graph is None and self._wide is not None)):
+                # exact on small instances (shortest trace, or every state seen); past the graph's
+                # size, the states without edges up to max_states
+                res = self._graph_search(p)
             res = res or (None if self.expects_no_bug else self._lemma_proof(p)) or self._prove(p)  # tried above
         return res
 
@@ -290,12 +300,43 @@ class MachineChecker:
                     "explicit", f"{self.m.name}: enumerating the state graph, {n:,} states"))
         return self._graph  # type: ignore[return-value]
 
+    def wide(self) -> Search | None:
+        """Past ``graph_states``: the reachable states without the graph's edges, up to
+        ``WIDE_FACTOR`` times as many (at most ``max_states``; one state per orbit when the machine
+        has symmetric types), searched once; None when the fast engine does not translate the
+        machine. Safety needs no edges, so an instance too large for liveness's graph is still
+        settled exactly for safety (or its shortest counterexamples found) when it fits here."""
+        limit = min(self.opt.max_states, WIDE_FACTOR * self.opt.graph_states)
+        if self._wide is False:
+            self._wide = None
+            if self.packed is not None and limit > self.opt.graph_states:
+                self._wide = search(self.packed, limit, symmetry=self.symmetry,
+                                    on_progress=lambda _, n: self._stage_is(
+                                        "explicit", f"{self.m.name}: enumerating states without the graph, {n:,}"))
+        return self._wide  # type: ignore[return-value]
+
+    def _wide_search(self, p: Safety) -> Result | None:
+        found = self.wide()
+        if found is None:
+            return None
+        i = found.first_bad.get(p.name)
+        if i is not None:
+            trace = found.path(i)
+            replay(self.interp, p.name, p.holds, trace)
+            return Result(self.m, p.name, "violated", "explicit", len(trace) - 1, trace=trace, replayed=True,
+                          states=found.size, detail="shortest counterexample (breadth-first, too many states "
+                                                    "for the graph); replayed through the interpreter")
+        if not found.complete:
+            return None
+        return Result(self.m, p.name, "holds", "explicit", None, states=found.size,
+                      detail="every reachable state of this instance enumerated" + self._search_note(found))
+
     def _graph_search(self, p: Safety) -> Result | None:
         if self.symmetry is not None and not self.m.liveness and self._graph is False:
             return self._orbit_search(p)  # no state graph is needed: one state per orbit will do
         graph = self.graph()
         if graph is None:
-            return None
+            return self._wide_search(p)
         trace = graph.first_violation(p.holds, p.name)
         n = graph.size
         if trace is None:
@@ -596,9 +637,15 @@ class MachineChecker:
         needs no edges; only that first deadlock is tried, and its lasso is replayed."""
         found = self._first_deadlock()
         i = found.first_bad.get(ir.DEADLOCK_FREE) if found is not None else None
-        if found is None or i is None:
-            return None
-        path = found.path(i)
+        if found is not None and i is not None:
+            return self._stuck_lasso(lv, found.path(i), found.size, "breadth-first search for the first deadlock")
+        if found is not None and found.complete:
+            return None  # no reachable deadlock at all
+        return self._deep_deadlock_lasso(lv)
+
+    def _stuck_lasso(self, lv: ir.Liveness, path: list[Step], states: int, how: str) -> Result | None:
+        """``path`` ends in a deadlock: with a stutter loop there, a violation of ``lv`` if some
+        instance's obligation is still pending at its end (replayed)."""
         trace = path + [Step(STUTTER, (), path[-1].state)]
         for binding in bindings(lv):
             try:
@@ -606,13 +653,33 @@ class MachineChecker:
             except ReplayMismatch:
                 continue  # this instance's obligation is met on the way to the deadlock
             return Result(self.m, lv.name, "violated", "lasso", len(trace) - 1, trace=trace,
-                          loop_start=len(path) - 1, kind="liveness", replayed=True, states=found.size,
-                          detail="the run stops in a deadlock with the obligation pending (breadth-first "
-                                 "search for the first deadlock, too many states for the graph); replayed")
+                          loop_start=len(path) - 1, kind="liveness", replayed=True, states=states,
+                          detail=f"the run stops in a deadlock with the obligation pending ({how}, too many "
+                                 "states for the graph); replayed")
         return None
+
+    def _deep_deadlock_lasso(self, lv: ir.Liveness) -> Result | None:
+        """A deadlock too deep for the breadth-first search, with ``lv``'s obligation pending there,
+        found depth-first (dfs.py) as SPIN finds such runs. A run stays put at a deadlock, so an
+        instance whose trigger holds there and whose goal does not is pending for good (an
+        ``eventually`` is triggered at the start: the replay checks its goal never held on the way)."""
+        preds = [self.interp.live_preds(lv, b) for b in bindings(lv)]
+
+        def unstuck(s: State) -> bool:
+            return self.interp.deadlock_free(s) or not any(trigger(s) and not goal(s) for trigger, goal in preds)
+
+        self._stage_is("dfs", f"{self.m.name}.{lv.name}: depth-first search for a deadlock "
+                              f"({self.opt.dfs_states:,} states)")
+        found = depth_first(self.interp, unstuck, self.opt.dfs_states, on_progress=lambda n: self._stage_is(
+            "dfs", f"{self.m.name}.{lv.name}: depth-first search for a deadlock, {n:,} states"))
+        if found.trace is None:
+            return None
+        return self._stuck_lasso(lv, found.trace, found.states, "depth-first search, not necessarily shortest")
 
     def _first_deadlock(self) -> Search | None:
         """The breadth-first search stopped at the first deadlock (shared by the liveness properties)."""
+        if self._deadlocked is False and self._wide not in (False, None) and self._wide.symmetry is None:
+            self._deadlocked = self._wide  # already searched, every property at once
         if self._deadlocked is False:
             self._deadlocked = None
             if self.packed is not None:
