@@ -17,8 +17,8 @@ with the lasso length searched.
 
 The state graph: when the reachable states fit in ``graph_states`` the graph is built
 once per machine (by the fast engine, bfs.py, when the machine compiles to it) and
-shared; past ``graph_states``, the states alone (no edges) up to ``max_states`` settle safety
-the same way. It settles a
+shared; past ``graph_states``, the states alone (no edges, ``WIDE_FACTOR`` times as many)
+settle safety the same way. It settles a
 property exactly (shortest safety traces in BFS order, fair cycles by SCC
 analysis), which on protocol models with many interleavings is far cheaper than
 deep BMC or lasso unrolling, and needs no Z3 encoding. It is searched first for a
@@ -139,7 +139,7 @@ class MachineChecker:
         self._reduced: Search | None | bool = False  # False: not searched yet; None: too large
         self._reduced_early: Search | None = None  # stopped once the expected violations were found
         self._deadlocked: Search | None | bool = False  # stopped at the first deadlock (False: not searched)
-        self._wide: Search | None | bool = False  # every state up to max_states, no edges (False: not searched)
+        self._wide: Search | None | bool = False  # the states past the graph's size, no edges (False: not searched)
         self._symmetry_unused = ""  # why declared symmetric types are not used, if they are not
         self._lemmas: list[str] | None = None  # Houdini's survivors among the declared invariants
         self._lemma_text = ""  # their conjunction, the certificate of every property they prove
@@ -220,7 +220,7 @@ class MachineChecker:
             if res is None and (self.graph_first or self.m.expected(prop) == "violated" or self._graph or self._reduced
                                 or (self._graph is None and self._wide is not None)):
                 # exact on small instances (shortest trace, or every state seen); past the graph's
-                # size, the states without edges up to max_states
+                # size, from the states without edges
                 res = self._graph_search(p)
             res = res or (None if self.expects_no_bug else self._lemma_proof(p)) or self._prove(p)  # tried above
         return res
@@ -634,7 +634,8 @@ class MachineChecker:
         run is fair (no action is ever enabled again), so if the property's obligation is still
         pending there, the path to it plus a stutter loop is a fair lasso. The fast engine's
         search for the first deadlock (breadth-first, stopping there, up to ``max_states``)
-        needs no edges; only that first deadlock is tried, and its lasso is replayed."""
+        needs no edges; that first deadlock is tried, and its lasso is replayed. When that search
+        cannot finish, a depth-first one looks further (``_deep_deadlock_lasso``)."""
         found = self._first_deadlock()
         i = found.first_bad.get(ir.DEADLOCK_FREE) if found is not None else None
         if found is not None and i is not None:
