@@ -300,6 +300,9 @@ def test_trace_w3_at_two_rollouts() -> None:
     genr = m.vars[pc].ty.value.members.index("GENR")  # type: ignore[union-attr]
     end = res.trace[-1].state
     assert any(end[pc][q] == genr and not end[ranks][q] for q in range(2)), end  # dispatched, no rank, for good
+    # The same run breaks request_granted (W1 + timeout): a timed-out signal is never granted.
+    res = checker.check("request_granted")
+    assert res.verdict == "violated" and res.replayed and "timeout" in [s.action for s in res.trace], res.detail
 
 
 @pytest.mark.slow

@@ -662,12 +662,12 @@ class MachineChecker:
     def _deep_deadlock_lasso(self, lv: ir.Liveness) -> Result | None:
         """A deadlock too deep for the breadth-first search, with ``lv``'s obligation pending there,
         found depth-first (dfs.py) as SPIN finds such runs. A run stays put at a deadlock, so an
-        instance whose trigger holds there and whose goal does not is pending for good (an
-        ``eventually`` is triggered at the start: the replay checks its goal never held on the way)."""
-        preds = [self.interp.live_preds(lv, b) for b in bindings(lv)]
+        instance whose goal is false there never meets it again; the replay checks that its trigger
+        held on the way with the goal false from then on (only the first such deadlock is tried)."""
+        goals = [self.interp.live_preds(lv, b)[1] for b in bindings(lv)]
 
         def unstuck(s: State) -> bool:
-            return self.interp.deadlock_free(s) or not any(trigger(s) and not goal(s) for trigger, goal in preds)
+            return self.interp.deadlock_free(s) or all(goal(s) for goal in goals)
 
         self._stage_is("dfs", f"{self.m.name}.{lv.name}: depth-first search for a deadlock "
                               f"({self.opt.dfs_states:,} states)")
