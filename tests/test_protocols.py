@@ -282,13 +282,14 @@ def test_trace_b_prime_at_two_rollouts() -> None:
 
 @pytest.mark.slow
 def test_trace_w3_at_two_rollouts() -> None:
-    """gpu_alloc post_fix at R = 2: a stale clear (W3). The clear of rollout 0 is delivered after
-    the pipeline's rollout-1 signal and erases rollout_open_pipelines; the signal times out
-    (W1), the rollout is dispatched with no rank, and the planner never sees the pipeline again.
-    Over 60 million states, too many for any breadth-first search here: the depth-first search
-    for a deadlock with the obligation pending finds the run (not the shortest), replayed.
-    max_states is lowered so that the breadth-first attempt before it gives up sooner."""
-    m = load_instance(PROTOCOLS / "gpu_alloc.rf", "GpuAllocPostFix", {"R": 2})
+    """gpu_alloc post_fix at the brief's size (4 GPUs, R = 2): a stale clear (W3). The clear of
+    rollout 0 is delivered after the pipeline's rollout-1 signal and erases
+    rollout_open_pipelines; the signal times out (W1), the rollout is dispatched with no rank,
+    and the planner never sees the pipeline again. Far too many states for any breadth-first
+    search here (over 60 million at 2 GPUs): the depth-first search for a deadlock with the
+    obligation pending finds the run (not the shortest), replayed. max_states is lowered so
+    that the breadth-first attempt before it gives up sooner."""
+    m = load_instance(PROTOCOLS / "gpu_alloc.rf", "GpuAllocPostFix", {"NG": 4, "R": 2})
     checker = MachineChecker(m, Options(max_states=1_000_000))
     res = checker.check("no_starvation")
     assert res.verdict == "violated" and res.method == "lasso" and res.replayed and res.trace

@@ -51,7 +51,7 @@ from . import liveness as live
 from .bfs import PackedGraph, PackedMachine, Search, search
 from .bmc import full_trace
 from .certificate import CertificateRejected, implies_property, inductive_invariant, recheck, to_spec
-from .dfs import depth_first
+from .dfs import DepthFirst, depth_first
 from .diagnostics import Finding, Question, questions
 from .encode import Encoding
 from .explicit import StateGraph, explore, state_graph
@@ -140,6 +140,7 @@ class MachineChecker:
         self._reduced_early: Search | None = None  # stopped once the expected violations were found
         self._deadlocked: Search | None | bool = False  # stopped at the first deadlock (False: not searched)
         self._wide: Search | None | bool = False  # the states past the graph's size, no edges (False: not searched)
+        self._dfs_deadlock: DepthFirst | None = None  # the depth-first search for a deadlock (None: not searched)
         self._symmetry_unused = ""  # why declared symmetric types are not used, if they are not
         self._lemmas: list[str] | None = None  # Houdini's survivors among the declared invariants
         self._lemma_text = ""  # their conjunction, the certificate of every property they prove
@@ -534,9 +535,12 @@ class MachineChecker:
 
     def _depth_first(self, p: Safety) -> Result | None:
         """A deep bug beyond the BMC depth, in an instance too large for the state graph (dfs.py)."""
-        self._stage_is("dfs", f"{self.m.name}.{p.name}: depth-first search ({self.opt.dfs_states:,} states)")
-        found = depth_first(self.interp, p.holds, self.opt.dfs_states, on_progress=lambda n: self._stage_is(
-            "dfs", f"{self.m.name}.{p.name}: depth-first search, {n:,} states"))
+        if p.name == ir.DEADLOCK_FREE:
+            found = self._deep_deadlock()
+        else:
+            self._stage_is("dfs", f"{self.m.name}.{p.name}: depth-first search ({self.opt.dfs_states:,} states)")
+            found = depth_first(self.interp, p.holds, self.opt.dfs_states, on_progress=lambda n: self._stage_is(
+                "dfs", f"{self.m.name}.{p.name}: depth-first search, {n:,} states"))
         if found.trace is not None:
             replay(self.interp, p.name, p.holds, found.trace)
             return Result(self.m, p.name, "violated", "dfs", len(found.trace) - 1, trace=found.trace, replayed=True,
@@ -660,22 +664,23 @@ class MachineChecker:
         return None
 
     def _deep_deadlock_lasso(self, lv: ir.Liveness) -> Result | None:
-        """A deadlock too deep for the breadth-first search, with ``lv``'s obligation pending there,
-        found depth-first (dfs.py) as SPIN finds such runs. A run stays put at a deadlock, so an
-        instance whose goal is false there never meets it again; the replay checks that its trigger
-        held on the way with the goal false from then on (only the first such deadlock is tried)."""
-        goals = [self.interp.live_preds(lv, b)[1] for b in bindings(lv)]
-
-        def unstuck(s: State) -> bool:
-            return self.interp.deadlock_free(s) or all(goal(s) for goal in goals)
-
-        self._stage_is("dfs", f"{self.m.name}.{lv.name}: depth-first search for a deadlock "
-                              f"({self.opt.dfs_states:,} states)")
-        found = depth_first(self.interp, unstuck, self.opt.dfs_states, on_progress=lambda n: self._stage_is(
-            "dfs", f"{self.m.name}.{lv.name}: depth-first search for a deadlock, {n:,} states"))
+        """A deadlock too deep for the breadth-first search, found depth-first (dfs.py) as SPIN finds
+        such runs: a lasso if some instance's obligation is pending there (the replay decides; only
+        that first deadlock is tried)."""
+        found = self._deep_deadlock()
         if found.trace is None:
             return None
         return self._stuck_lasso(lv, found.trace, found.states, "depth-first search, not necessarily shortest")
+
+    def _deep_deadlock(self) -> DepthFirst:
+        """The depth-first search for a deadlock, searched once: deadlock_free's deep bug, and the run
+        every liveness property's deadlock lasso is tried on."""
+        if self._dfs_deadlock is None:
+            self._stage_is("dfs", f"{self.m.name}: depth-first search for a deadlock ({self.opt.dfs_states:,} states)")
+            self._dfs_deadlock = depth_first(self.interp, self.interp.deadlock_free, self.opt.dfs_states,
+                                             on_progress=lambda n: self._stage_is(
+                                                 "dfs", f"{self.m.name}: depth-first search for a deadlock, {n:,} states"))
+        return self._dfs_deadlock
 
     def _first_deadlock(self) -> Search | None:
         """The breadth-first search stopped at the first deadlock (shared by the liveness properties)."""
