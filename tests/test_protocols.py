@@ -22,7 +22,7 @@ PROTOCOLS = Path(__file__).resolve().parent.parent / "spec" / "protocols"
 STATE_COUNTS = {
     "SlotRingPreFix": 367_841, "SlotRingPostFix": 120_253, "SlotRingFenced": 76_441,
     "SlotRingFencedLeaseReaper": 121_717,
-    "GpuAllocPreFix": 88, "GpuAllocHooksWired": 10_298, "GpuAllocPostFix": 44_408, "GpuAllocFenced": 17_388,
+    "GpuAllocPreFix": 256, "GpuAllocHooksWired": 65_038, "GpuAllocPostFix": 201_393, "GpuAllocFenced": 98_470,
     "CkptPreFix": 1_873, "CkptPostFix": 2_623, "CkptPostFixEval": 21_252, "CkptPostFixResume": 33_732,
     "CkptPostFixResumePrune": 9_340, "CkptFenced": 218_424,
 }
@@ -193,11 +193,11 @@ def test_a_starvation_too_deep_for_breadth_first_search_is_found_depth_first() -
 
 
 def test_past_the_state_graph_safety_is_settled_from_the_states_alone() -> None:
-    """hooks_wired (10,298 states) with the state graph limited to 2,000 states: the states
+    """hooks_wired (65,038 states) with the state graph limited to 10,000 states: the states
     without edges (8 times as many may be searched) still settle every safety property, with
     the verdicts and shortest traces of the graph."""
     m = _machine(load_file(PROTOCOLS / "gpu_alloc.rf"), "GpuAllocHooksWired")
-    small, full = MachineChecker(m, Options(graph_states=2_000)), MachineChecker(m, Options())
+    small, full = MachineChecker(m, Options(graph_states=10_000)), MachineChecker(m, Options())
     for name in ["no_empty_dispatch", *(i.name for i in m.invariants if i.name != "no_empty_dispatch"),
                  ir.DEADLOCK_FREE]:
         got, want = small.check(name), full.check(name)
@@ -264,13 +264,14 @@ def _stale_clears(steps: list[tuple[str, tuple]], after: str) -> list[int]:
 
 @pytest.mark.slow
 def test_trace_b_prime_at_two_rollouts() -> None:
-    """gpu_alloc hooks_wired with a second rollout (R = 2; the bundled instance has R = 1): the
-    brief's trace B'. A clear of rollout 0 delivered after the begin report of rollout 1
-    erases the pipeline's progress; nothing is queued for it, so the planner never sees it
-    again and the run stops with the pipeline starved. 2,541,943 states: past the state graph's
-    default size, so the lasso is the first deadlock of the breadth-first search, plus a
-    stutter loop there (the shortest such run), replayed."""
-    m = load_instance(PROTOCOLS / "gpu_alloc.rf", "GpuAllocHooksWired", {"R": 2})
+    """gpu_alloc hooks_wired with a second rollout (R = 2; the bundled instance has R = 1), at 2
+    GPUs: the brief's trace B'. A clear of rollout 0 delivered after the begin report of
+    rollout 1 erases the pipeline's progress; nothing is queued for it, so the planner never
+    sees it again and the run stops with the pipeline starved. 2,541,943 states: past the state
+    graph's default size, so the lasso is the first deadlock of the breadth-first search, plus a
+    stutter loop there (the shortest such run), replayed. (At the brief's 4 GPUs no breadth-first
+    search finishes; a depth-first one finds B' after 422,631 states: docs/protocols.md.)"""
+    m = load_instance(PROTOCOLS / "gpu_alloc.rf", "GpuAllocHooksWired", {"NG": 2, "R": 2})
     checker = MachineChecker(m, Options())
     res = checker.check("no_starvation")
     assert res.verdict == "violated" and res.method == "lasso" and res.replayed and res.trace
