@@ -535,12 +535,7 @@ class MachineChecker:
 
     def _depth_first(self, p: Safety) -> Result | None:
         """A deep bug beyond the BMC depth, in an instance too large for the state graph (dfs.py)."""
-        if p.name == ir.DEADLOCK_FREE:
-            found = self._deep_deadlock()
-        else:
-            self._stage_is("dfs", f"{self.m.name}.{p.name}: depth-first search ({self.opt.dfs_states:,} states)")
-            found = depth_first(self.interp, p.holds, self.opt.dfs_states, on_progress=lambda n: self._stage_is(
-                "dfs", f"{self.m.name}.{p.name}: depth-first search, {n:,} states"))
+        found = self._deep_deadlock() if p.name == ir.DEADLOCK_FREE else self._dfs(p.holds, f"{self.m.name}.{p.name}")
         if found.trace is not None:
             replay(self.interp, p.name, p.holds, found.trace)
             return Result(self.m, p.name, "violated", "dfs", len(found.trace) - 1, trace=found.trace, replayed=True,
@@ -676,15 +671,17 @@ class MachineChecker:
         """The depth-first search for a deadlock, searched once: deadlock_free's deep bug, and the run
         every liveness property's deadlock lasso is tried on."""
         if self._dfs_deadlock is None:
-            self._stage_is("dfs", f"{self.m.name}: depth-first search for a deadlock ({self.opt.dfs_states:,} states)")
-            self._dfs_deadlock = depth_first(self.interp, self.interp.deadlock_free, self.opt.dfs_states,
-                                             on_progress=lambda n: self._stage_is(
-                                                 "dfs", f"{self.m.name}: depth-first search for a deadlock, {n:,} states"))
+            self._dfs_deadlock = self._dfs(self.interp.deadlock_free, f"{self.m.name}.{ir.DEADLOCK_FREE}")
         return self._dfs_deadlock
+
+    def _dfs(self, holds: Callable[[State], bool], what: str) -> DepthFirst:
+        self._stage_is("dfs", f"{what}: depth-first search ({self.opt.dfs_states:,} states)")
+        return depth_first(self.interp, holds, self.opt.dfs_states, on_progress=lambda n: self._stage_is(
+            "dfs", f"{what}: depth-first search, {n:,} states"))
 
     def _first_deadlock(self) -> Search | None:
         """The breadth-first search stopped at the first deadlock (shared by the liveness properties)."""
-        if self._deadlocked is False and self._wide not in (False, None) and self._wide.symmetry is None:
+        if self._deadlocked is False and isinstance(self._wide, Search) and self._wide.symmetry is None:
             self._deadlocked = self._wide  # already searched, every property at once
         if self._deadlocked is False:
             self._deadlocked = None
