@@ -176,11 +176,12 @@ def test_a_starvation_that_ends_in_a_deadlock_needs_no_state_graph() -> None:
     assert checker._graph is None  # the graph was not built
     assert checker._deadlock_lasso(m.live("request_granted")) is None
 
+
 def test_a_starvation_too_deep_for_breadth_first_search_is_found_depth_first() -> None:
     """When the breadth-first search for the first deadlock cannot finish (forced here with
-    max_states=10), a depth-first search looks for a deadlock where an instance's obligation is
-    pending: its run (not necessarily the shortest) plus a stutter loop, replayed as a fair lasso,
-    the same on every run. request_granted has no such deadlock: the search ends empty."""
+    max_states=10), a depth-first search looks for a deadlock; an instance's obligation is pending
+    there, so its run (not necessarily the shortest) plus a stutter loop is replayed as a fair
+    lasso, the same on every run. request_granted's obligation is met on the way to it: no lasso."""
     m = _machine(load_file(PROTOCOLS / "gpu_alloc.rf"), "GpuAllocPreFix")
     opt = Options(graph_states=10, max_states=10)
     checker = MachineChecker(m, opt)
