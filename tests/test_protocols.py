@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from racefree.spec import ir
+from racefree.spec.interp import Interpreter
 from racefree.spec.loader import load_file, load_instance, load_text
 from racefree.verification.engine import MachineChecker, Options
+from racefree.verification.explicit import explore
 from racefree.verification.result import STUTTER
 
 PROTOCOLS = Path(__file__).resolve().parent.parent / "spec" / "protocols"
@@ -25,6 +27,8 @@ STATE_COUNTS = {
     "GpuAllocPreFix": 256, "GpuAllocHooksWired": 65_038, "GpuAllocPostFix": 201_393, "GpuAllocFenced": 98_470,
     "CkptPreFix": 1_873, "CkptPostFix": 2_623, "CkptPostFixEval": 21_252, "CkptPostFixResume": 33_732,
     "CkptPostFixResumePrune": 9_340, "CkptFenced": 218_424,
+    # past the state graph's size (over 4.8 million states each): checked without the graph
+    "GpuAllocHooksWiredTwoRollouts": None, "GpuAllocPostFixTwoRollouts": None,
 }
 
 # (machine, property) -> (the brief's trace and its length, the expected action sequence or None)
@@ -67,7 +71,9 @@ CELLS: dict[tuple[str, str], tuple[str, int, list[str] | None]] = {
 # but not necessarily shortest (see the closing note of issue 4).
 LASSOS = {("SlotRingPreFix", "writer_progress"), ("SlotRingPostFix", "writer_progress"),
           ("GpuAllocPreFix", "no_starvation"), ("GpuAllocPreFix", "rollouts_complete"),
-          ("GpuAllocPostFix", "request_granted")}
+          ("GpuAllocPostFix", "request_granted"), ("GpuAllocHooksWiredTwoRollouts", "no_starvation"),
+          ("GpuAllocHooksWiredTwoRollouts", "rollouts_complete"), ("GpuAllocPostFixTwoRollouts", "no_starvation"),
+          ("GpuAllocPostFixTwoRollouts", "rollouts_complete")}
 
 
 @cache
@@ -87,7 +93,7 @@ def test_every_variant_is_pinned() -> None:
 @pytest.mark.parametrize("name", sorted(STATE_COUNTS))
 def test_state_count(name: str) -> None:
     graph = checker(name).graph()
-    assert graph is not None and graph.size == STATE_COUNTS[name]
+    assert (graph.size if graph is not None else None) == STATE_COUNTS[name]
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS), ids=lambda c: f"{c[0]}.{c[1]}")
@@ -163,13 +169,14 @@ def test_fenced_slot_ring_at_two_slots() -> None:
 
 
 def test_a_starvation_that_ends_in_a_deadlock_needs_no_state_graph() -> None:
-    """Past the state graph's size (forced here with graph_states=10), a liveness violation whose
-    run ends in a deadlock is still found: the fast engine's search for the first deadlock, then
+    """Past the state graph's size (forced here with graph_states=100, of 256), a liveness
+    violation whose run ends in a deadlock is still found: the fast engine's search for the first
+    deadlock (the states without edges, which go WIDE_FACTOR times further than the graph), then
     the path plus a stutter loop, replayed as a fair lasso. Trace A's lasso is exactly that (P2
     finishes, P1 waits in gen forever), so the lasso has the graph's length; request_granted's
     obligation is met on the way to that deadlock, so it gets no such lasso."""
     m = _machine(load_file(PROTOCOLS / "gpu_alloc.rf"), "GpuAllocPreFix")
-    checker = MachineChecker(m, Options(graph_states=10))
+    checker = MachineChecker(m, Options(graph_states=100))
     res = checker.check("no_starvation")
     assert res.verdict == "violated" and res.method == "lasso" and res.replayed and res.bound == 35
     assert "deadlock" in res.detail and res.trace[-1].action == STUTTER and res.loop_start == res.bound - 1
@@ -263,49 +270,65 @@ def _stale_clears(steps: list[tuple[str, tuple]], after: str) -> list[int]:
     return [i for i, (a, args) in enumerate(steps) if a == "deliver_clear" and args[1] == 0 and began(args[0], i)]
 
 
-@pytest.mark.slow
-def test_trace_b_prime_at_two_rollouts() -> None:
-    """gpu_alloc hooks_wired with a second rollout (R = 2; the bundled instance has R = 1), at 2
-    GPUs: the brief's trace B'. A clear of rollout 0 delivered after the begin report of
-    rollout 1 erases the pipeline's progress; nothing is queued for it, so the planner never
-    sees it again and the run stops with the pipeline starved. 2,541,943 states: past the state
-    graph's default size, so the lasso is the first deadlock of the breadth-first search, plus a
-    stutter loop there (the shortest such run), replayed. (At the brief's 4 GPUs no breadth-first
-    search finishes; a depth-first one finds B' after 422,631 states: docs/protocols.md.)"""
-    m = load_instance(PROTOCOLS / "gpu_alloc.rf", "GpuAllocHooksWired", {"NG": 2, "R": 2})
-    checker = MachineChecker(m, Options())
-    res = checker.check("no_starvation")
+# The two-rollout machines start where the brief's traces B' and W3 do (S_A, S_post), one
+# `start` step from the cold start's defaults: (machine, start action, the variant it runs).
+TWO_ROLLOUTS = [("GpuAllocHooksWiredTwoRollouts", "start_at_s_a", "GpuAllocHooksWired"),
+                ("GpuAllocPostFixTwoRollouts", "start_at_s_post", "GpuAllocPostFix")]
+
+
+@pytest.mark.parametrize(("name", "start", "variant"), TWO_ROLLOUTS)
+def test_the_two_rollout_start_states_are_reached_from_the_cold_start(name: str, start: str, variant: str) -> None:
+    """The start step sets the state the init phase leaves: the variant itself, at R = 2 from its
+    cold start, reaches exactly that state (every variable but the machine's own `started`)."""
+    interp = Interpreter(machines()[name])
+    [(action, _, first)] = [(a, args, st) for a, ca in interp.actions.items() for args, st in ca.successors(interp.init)]
+    assert action == start
+    names = [v.name for v in machines()[name].vars]
+    variant_m = load_instance(PROTOCOLS / "gpu_alloc.rf", variant, {"R": 2})
+    target = tuple(first[names.index(v.name)] for v in variant_m.vars)
+    found = explore(Interpreter(variant_m), {"elsewhere": lambda st: st != target}, max_states=10_000)
+    trace = found.violations["elsewhere"]
+    assert trace[-1].state == target
+    assert {st.action for st in trace[1:]} <= {*INIT, "move"}  # the init phase, no rollout yet
+
+
+def test_trace_b_prime_from_s_a() -> None:
+    """hooks_wired at R = 2 from S_A: the brief's trace B'. A clear of rollout 0 delivered after
+    the begin report of rollout 1 erases the pipeline's progress; nothing is queued for it, so
+    the planner never sees it again and the run stops with the pipeline starved. Past the state
+    graph's size, so the lasso is the first deadlock of the breadth-first search (the shortest
+    such run) plus a stutter loop there, replayed."""
+    res = checker("GpuAllocHooksWiredTwoRollouts").check("no_starvation")
     assert res.verdict == "violated" and res.method == "lasso" and res.replayed and res.trace
     assert "breadth-first" in res.detail, res.detail
     steps = [(s.action, s.args) for s in res.trace]
     assert _stale_clears(steps, "deliver_begin"), steps
-    assert checker.check("rollouts_complete").verdict == "violated"
+    _assert_starved_for_good("GpuAllocHooksWiredTwoRollouts", res.trace[-1].state)
 
 
-@pytest.mark.slow
-def test_trace_w3_at_two_rollouts() -> None:
-    """gpu_alloc post_fix at the brief's size (4 GPUs, R = 2): a stale clear (W3). The clear of
-    rollout 0 is delivered after the pipeline's rollout-1 signal and erases
-    rollout_open_pipelines; the signal times out (W1), the rollout is dispatched with no rank,
-    and the planner never sees the pipeline again. Far too many states for any breadth-first
-    search here (over 60 million at 2 GPUs): the depth-first search for a deadlock with the
-    obligation pending finds the run (not the shortest), replayed. max_states is lowered so
-    that the breadth-first attempt before it gives up sooner."""
-    m = load_instance(PROTOCOLS / "gpu_alloc.rf", "GpuAllocPostFix", {"NG": 4, "R": 2})
-    checker = MachineChecker(m, Options(max_states=1_000_000))
-    res = checker.check("no_starvation")
+def test_trace_w3_from_s_post() -> None:
+    """post_fix at R = 2 from S_post: a stale clear (W3). The clear of rollout 0 is delivered after
+    the pipeline's rollout-1 signal and erases rollout_open_pipelines; the signal times out
+    (W1), the rollout is dispatched with no rank, and the planner never sees the pipeline
+    again. Too many states for the breadth-first search to reach the run: the depth-first
+    search for a deadlock finds it (not the shortest), and the obligation is pending there."""
+    res = checker("GpuAllocPostFixTwoRollouts").check("no_starvation")
     assert res.verdict == "violated" and res.method == "lasso" and res.replayed and res.trace
     assert "depth-first" in res.detail, res.detail
     steps = [(s.action, s.args) for s in res.trace]
     assert _stale_clears(steps, "signal"), steps
+    assert "timeout" in [a for a, _ in steps]  # W3 through W1's timeout (docs/protocols.md)
+    _assert_starved_for_good("GpuAllocPostFixTwoRollouts", res.trace[-1].state)
+
+
+def _assert_starved_for_good(name: str, end: tuple) -> None:
+    """The run ends (nothing is enabled) with a pipeline dispatched and rankless."""
+    m = machines()[name]
     names = [v.name for v in m.vars]
     pc, ranks = names.index("pc"), names.index("ranks")
     genr = m.vars[pc].ty.value.members.index("GENR")  # type: ignore[union-attr]
-    end = res.trace[-1].state
-    assert any(end[pc][q] == genr and not end[ranks][q] for q in range(2)), end  # dispatched, no rank, for good
-    # The same run breaks request_granted (W1 + timeout): a timed-out signal is never granted.
-    res = checker.check("request_granted")
-    assert res.verdict == "violated" and res.replayed and "timeout" in [s.action for s in res.trace], res.detail
+    assert any(end[pc][q] == genr and not end[ranks][q] for q in range(2)), end
+    assert not checker(name).interp.deadlock_free(end)
 
 
 @pytest.mark.slow

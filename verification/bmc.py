@@ -53,8 +53,10 @@ class _Unrolling:
 
 
 def bmc(enc: Encoding, formula: z3.BoolRef, max_depth: int, limits: Limits, *,
-        on_depth: Callable[[int], None] | None = None) -> tuple[list[Step] | None, int, bool]:
-    """Search depths 0..max_depth for a state violating ``formula`` (over the base frame).
+        on_depth: Callable[[int], None] | None = None, first_depth: int = 0) -> tuple[list[Step] | None, int, bool]:
+    """Search depths first_depth..max_depth for a state violating ``formula`` (over the base
+    frame); the depths before ``first_depth`` are only unrolled (an explicit search has already
+    seen every state that shallow).
 
     Returns (trace or None, depth reached, work budget spent)."""
     slices: dict[str, Slice] = {}
@@ -66,7 +68,7 @@ def bmc(enc: Encoding, formula: z3.BoolRef, max_depth: int, limits: Limits, *,
     for depth in range(max_depth + 1):
         if on_depth:
             on_depth(depth)
-        for run in runs:
+        for run in runs if depth >= first_depth else ():
             res = run.violated_at(depth)
             if res == z3.sat:
                 picks = lexmin(run.solver, run.picks)

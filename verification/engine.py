@@ -223,6 +223,11 @@ class MachineChecker:
                 # exact on small instances (shortest trace, or every state seen); past the graph's
                 # size, from the states without edges
                 res = self._graph_search(p)
+            if res is None and self.m.expected(prop) == "violated" and self._searched_depth() >= 0:
+                # Past the states without edges, which cover most of BMC's depths (and Z3 is slow on an
+                # instance that large), an expected bug is looked for depth-first, as liveness's
+                # deadlocks are; BMC then searches only the depths they did not cover.
+                res = self._depth_first(p)
             res = res or (None if self.expects_no_bug else self._lemma_proof(p)) or self._prove(p)  # tried above
         return res
 
@@ -301,20 +306,32 @@ class MachineChecker:
                     "explicit", f"{self.m.name}: enumerating the state graph, {n:,} states"))
         return self._graph  # type: ignore[return-value]
 
+    @property
+    def _wide_limit(self) -> int:
+        return min(self.opt.max_states, WIDE_FACTOR * self.opt.graph_states)
+
     def wide(self) -> Search | None:
         """Past ``graph_states``: the reachable states without the graph's edges, up to
         ``WIDE_FACTOR`` times as many (at most ``max_states``; one state per orbit when the machine
         has symmetric types), searched once; None when the fast engine does not translate the
         machine. Safety needs no edges, so an instance too large for liveness's graph is still
         settled exactly for safety (or its shortest counterexamples found) when it fits here."""
-        limit = min(self.opt.max_states, WIDE_FACTOR * self.opt.graph_states)
         if self._wide is False:
             self._wide = None
-            if self.packed is not None and limit > self.opt.graph_states:
-                self._wide = search(self.packed, limit, symmetry=self.symmetry,
+            if self.packed is not None and self._wide_limit > self.opt.graph_states:
+                self._wide = search(self.packed, self._wide_limit, symmetry=self.symmetry,
                                     on_progress=lambda _, n: self._stage_is(
                                         "explicit", f"{self.m.name}: enumerating states without the graph, {n:,}"))
         return self._wide  # type: ignore[return-value]
+
+    def _searched_depth(self) -> int:
+        """How deep the search without edges saw every state (-1: it did not run), so that no
+        counterexample of at most that many steps exists for a property it did not find failing."""
+        found = self._wide
+        if not isinstance(found, Search):
+            return -1
+        # it stops while adding the next layer: every state of the layers before the last is in it
+        return int(found.depth[-1]) - (0 if found.complete else 1)
 
     def _wide_search(self, p: Safety) -> Result | None:
         found = self.wide()
@@ -379,7 +396,7 @@ class MachineChecker:
         if self._too_large():
             return []
         graph = self._graph if isinstance(self._graph, StateGraph | PackedGraph) else None
-        if graph is None and self.packed is not None:
+        if graph is None and self.packed is not None and not isinstance(self._wide, Search):
             # No property needed the graph (proofs settled them): the reachable states without edges
             # answer every question, and cost far less than a symbolic query each. Every question is
             # symmetric, so one state per orbit will do.
@@ -388,16 +405,22 @@ class MachineChecker:
                 self.packed, DIAGNOSTIC_STATES, symmetry=self.symmetry)
             if found.complete:
                 graph = PackedGraph(found, self.opt.stutter)
-        taken = graph.taken_actions() if graph is not None else set()
+        # Past the graph, the states the search without edges saw answer every question whose answer
+        # is "reachable"; only the others need a symbolic query.
+        seen = graph if graph is not None else PackedGraph(self._wide, self.opt.stutter) \
+            if isinstance(self._wide, Search) else None
+        taken = seen.taken_actions() if seen is not None else set()
         out = []
         for q in questions(self.interp):
-            if graph is not None and q.kind == "never_enabled":  # enabled somewhere = an edge takes it
-                if q.subject not in taken:
+            if seen is not None and q.kind == "never_enabled" and (graph is not None or q.subject in taken):
+                if q.subject not in taken:  # enabled somewhere = an edge takes it
                     out.append(q.finding(self.m, self.interp, None))
                 continue
             self._stage_is("proof", f"{self.m.name}: diagnostics ({q.kind} {q.subject})")
             try:
-                answer = self._reach_in_graph(graph, q) if graph is not None else self._reach_symbolic(q)
+                answer = self._reach_in_graph(seen, q) if seen is not None and q.kind != "never_enabled" else None
+                if answer is None or (graph is None and not answer[0]):  # not among the states seen: unsettled
+                    answer = self._reach_symbolic(q)
             except WallClockTimeout:
                 answer = None
             if answer is not None and answer[0] == q.finding_if_reachable:
@@ -524,7 +547,8 @@ class MachineChecker:
         def progress(d: int) -> None:
             self._stage_is("bmc", f"{self.m.name}.{p.name}: BMC depth {d}")
 
-        trace, reached, spent = bmc_mod.bmc(self.enc, p.formula, depth, limits or self.opt.limits, on_depth=progress)
+        trace, reached, spent = bmc_mod.bmc(self.enc, p.formula, depth, limits or self.opt.limits, on_depth=progress,
+                                            first_depth=self._searched_depth() + 1)
         if trace is None:
             why = ("the solver's work budget ran out (raise --rlimit)" if spent else
                    f"no counterexample up to depth {reached} (raise --depth)")
@@ -680,16 +704,16 @@ class MachineChecker:
             "dfs", f"{what}: depth-first search, {n:,} states"))
 
     def _first_deadlock(self) -> Search | None:
-        """The breadth-first search stopped at the first deadlock (shared by the liveness properties)."""
-        if self._deadlocked is False and isinstance(self._wide, Search) and self._wide.symmetry is None:
-            self._deadlocked = self._wide  # already searched, every property at once
+        """The breadth-first search for the first deadlock (shared by the liveness properties): the
+        search without edges (``wide``, shared with safety), or, where that does not run, one
+        stopped at the first deadlock, with the same limit, so either finds the same one."""
         if self._deadlocked is False:
-            self._deadlocked = None
-            if self.packed is not None:
-                self._stage_is("explicit", f"{self.m.name}: looking for a deadlock without the state graph")
-                self._deadlocked = search(self.packed, self.opt.max_states, props=[ir.DEADLOCK_FREE],
-                                          on_progress=lambda _, n: self._stage_is(
-                                              "explicit", f"{self.m.name}: looking for a deadlock, {n:,} states"))
+            self._deadlocked = self.wide() if self.symmetry is None else None
+        if self._deadlocked is None and self.packed is not None:
+            self._stage_is("explicit", f"{self.m.name}: looking for a deadlock without the state graph")
+            self._deadlocked = search(self.packed, self._wide_limit, props=[ir.DEADLOCK_FREE],
+                                      on_progress=lambda _, n: self._stage_is(
+                                          "explicit", f"{self.m.name}: looking for a deadlock, {n:,} states"))
         return self._deadlocked  # type: ignore[return-value]
 
     def _live_proof(self, lv: ir.Liveness, instances: int, solved: int, how: str) -> Result:
